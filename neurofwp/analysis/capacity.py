@@ -1,0 +1,123 @@
+r"""Capacity of one fast weight matrix: store S associations, then retrieve them.
+
+For each rule, S random key/value pairs are written into an empty fast weight matrix
+in one pass (keys feature-mapped and scaled to unit length, values Gaussian with unit
+expected norm); then every key is used as a query. The retrieval error is
+
+.. math::
+
+    E(S) = \frac{\sum_i \lVert S^\top \phi(k_i) - v_i \rVert^2}{\sum_i \lVert v_i \rVert^2},
+
+0 for perfect recall and about 1 for no recall at all. The Hebbian (sum) rule adds
+cross-talk :math:`\sum_{j \ne i} (\phi(k_i)^\top \phi(k_j)) v_j`, so its error grows like
+:math:`(S - 1)/D_k` for random unit keys even below :math:`D_k`; the delta rule
+(:math:`\beta = 1`) overwrites what is stored under each key, so it recalls the most
+recent pairs exactly and degrades gracefully past :math:`D_k`. No training is involved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+from tqdm.auto import tqdm
+
+import neurofwp
+from neurofwp.errors import OutOfRangeError, UnknownNameError
+from neurofwp.tensor import feature_maps
+from neurofwp.tensor.rules import delta_rule, hebbian_rule
+
+RULES = ("hebbian", "delta")
+
+
+def _store_and_recall(rule: str, keys: torch.Tensor, values: torch.Tensor, beta: float) -> torch.Tensor:
+    """Write ``keys [S, Dk]``/``values [S, Dv]`` in order, return the recalled values ``[S, Dv]``."""
+    k = keys[None, :, None, :]
+    v = values[None, :, None, :]
+    if rule == "hebbian":
+        _, state = hebbian_rule(k, k, v, output_final_state=True)
+    else:
+        b = k.new_full(k.shape[:3], beta)
+        _, state = delta_rule(k, k, v, b, output_final_state=True)
+    return keys @ state[0, 0]
+
+
+def retrieval_curve(
+    n_pairs: Sequence[int],
+    *,
+    d_key: int = 64,
+    d_value: int = 64,
+    rules: Iterable[str] = RULES,
+    feature_maps_: Iterable[str] = ("identity", "dpfp"),
+    dpfp_nu: int = 1,
+    beta: float = 1.0,
+    seeds: Iterable[int] = range(3),
+    show_progress: bool = True,
+) -> xr.DataArray:
+    """Retrieval error :math:`E(S)` for every rule × feature map × seed × number of pairs.
+
+    Args:
+        n_pairs: the numbers of stored pairs S to try.
+        d_key: raw key size before the feature map (DPFP turns it into ``2·nu·d_key``).
+        d_value: value size.
+        rules: ``"hebbian"`` and/or ``"delta"``.
+        feature_maps_: ``"identity"``, ``"elu+1"``, ``"dpfp"``, ``"favor+"``.
+        dpfp_nu: order of DPFP.
+        beta: learning rate of the delta rule.
+        seeds: one independent draw of keys and values per seed.
+        show_progress: show a progress bar.
+
+    Returns:
+        DataArray ``retrieval_error`` with dims ``(rule, feature_map, seed, n_pairs)`` and
+        the fast-weight key size of each map as coordinate ``d_fast``.
+    """
+    rules, maps, seeds = list(rules), list(feature_maps_), list(seeds)
+    n_pairs = [int(s) for s in n_pairs]
+    for rule in rules:
+        if rule not in RULES:
+            raise UnknownNameError("rule", rule, RULES)
+    if not n_pairs or min(n_pairs) < 1:
+        raise OutOfRangeError(f"n_pairs must be a non-empty list of counts >= 1, got {n_pairs}")
+    maps_built = {}
+    for name in maps:
+        options = {"nu": dpfp_nu} if name == "dpfp" else {}
+        maps_built[name] = feature_maps.get(name, d_key, **options)
+
+    errors = np.full((len(rules), len(maps), len(seeds), len(n_pairs)), np.nan)
+    cells = [(r, m, s) for r in range(len(rules)) for m in range(len(maps)) for s in range(len(seeds))]
+    with tqdm(total=len(cells) * len(n_pairs), desc="retrieval", disable=not show_progress, unit="cell") as bar:
+        for r, m, s in cells:
+            generator = torch.Generator().manual_seed(seeds[s])
+            largest = max(n_pairs)
+            raw = torch.randn(largest, d_key, generator=generator, dtype=torch.float64)
+            values = torch.randn(largest, d_value, generator=generator, dtype=torch.float64) / d_value**0.5
+            keys = torch.nn.functional.normalize(maps_built[maps[m]](raw), dim=-1)
+            for p, count in enumerate(n_pairs):
+                recalled = _store_and_recall(rules[r], keys[:count], values[:count], beta)
+                target = values[:count]
+                errors[r, m, s, p] = float(((recalled - target) ** 2).sum() / (target**2).sum())
+                bar.update()
+
+    return xr.DataArray(
+        errors,
+        dims=("rule", "feature_map", "seed", "n_pairs"),
+        coords={
+            "rule": rules,
+            "feature_map": maps,
+            "seed": seeds,
+            "n_pairs": n_pairs,
+            "d_fast": ("feature_map", [maps_built[m].output_dim(d_key) for m in maps]),
+        },
+        name="retrieval_error",
+        attrs={
+            "units": "1",
+            "long_name": "relative squared retrieval error",
+            "d_key": d_key,
+            "d_value": d_value,
+            "dpfp_nu": dpfp_nu,
+            "beta": beta,
+            "neurofwp_version": neurofwp.__version__,
+        },
+    )

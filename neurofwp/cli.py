@@ -1,0 +1,73 @@
+"""The ``neurofwp`` command line: parse, call the library, print, exit 2 on a neurofwp error."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from neurofwp.errors import NeurofwpError
+
+
+class _Group(click.Group):
+    """Turn a :class:`NeurofwpError` into one line on stderr and exit status 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except NeurofwpError as error:
+            click.echo(f"neurofwp: error: {error}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="neurofwp")
+def main() -> None:
+    """Fast weight programmers and synaptic plasticity."""
+
+
+def _int_list(text: str) -> list[int]:
+    """``"8,16,32"`` or ``"8:256:8"`` (start:stop:step, stop included)."""
+    try:
+        if ":" in text:
+            start, stop, step = (int(x) for x in text.split(":"))
+            return list(range(start, stop + 1, step))
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected a list like 8,16,32 or a range start:stop:step, got {text!r}") from None
+
+
+@main.command()
+@click.option("--pairs", "pairs_text", default="8,16,32,48,64,96,128,192,256", show_default=True,
+              help="numbers of stored key/value pairs S (list a,b,c or range start:stop:step)")
+@click.option("--d-key", default=64, show_default=True, help="raw key size D (the fast weights are D × D for identity)")
+@click.option("--seeds", default=3, show_default=True, help="independent draws averaged")
+@click.option("--seed", default=0, show_default=True, help="first seed")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="also save the result to this netCDF file")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def demo(pairs_text: str, d_key: int, seeds: int, seed: int, out: str | None, progress: bool) -> None:
+    """Store S random key/value pairs with each rule and print the retrieval error as S grows past D."""
+    from neurofwp.analysis.capacity import retrieval_curve
+    from neurofwp.io import check_writable, save_netcdf
+
+    if out is not None:
+        check_writable(out)
+    curve = retrieval_curve(
+        _int_list(pairs_text), d_key=d_key, d_value=d_key, seeds=range(seed, seed + seeds), show_progress=progress
+    )
+    mean = curve.mean("seed")
+    columns = [(r, m) for r in curve.rule.values for m in curve.feature_map.values]
+    d_fast = dict(zip(curve.feature_map.values, curve.d_fast.values))
+    click.echo(f"relative retrieval error E(S) = sum|S^T phi(k_i) - v_i|^2 / sum|v_i|^2, mean over {seeds} seeds")
+    click.echo("(0 = perfect recall, 1 = none; Dk = fast-weight key size)")
+    header = "S".rjust(6) + "".join(f"{r}/{m} (Dk={d_fast[m]})".rjust(26) for r, m in columns)
+    click.echo(header)
+    for s in curve.n_pairs.values:
+        row = "".join(f"{float(mean.sel(rule=r, feature_map=m, n_pairs=s)):26.3f}" for r, m in columns)
+        click.echo(f"{int(s):6d}{row}")
+    if out is not None:
+        click.echo(f"saved {save_netcdf(curve, out)}")
+
+
+if __name__ == "__main__":
+    main()

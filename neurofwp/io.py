@@ -1,0 +1,63 @@
+"""Saving results: netCDF written atomically, attributes made netCDF-safe."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from neurofwp.errors import NeurofwpError
+
+
+class OutputPathError(NeurofwpError, ValueError):
+    """An output path cannot be written (missing folder, no permission, a folder in the way)."""
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Return ``path`` as a Path after checking that its folder exists and is writable."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise OutputPathError(f"output path {path} is a folder; give a file name such as {path / 'result.nc'}")
+    if not folder.is_dir():
+        raise OutputPathError(f"output folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise OutputPathError(f"output folder {folder} is not writable")
+    return path
+
+
+def _flat_attr(value: object) -> object:
+    """netCDF stores numbers, strings and 1-d arrays only: map bools, None and containers onto those."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, (int, float, str, np.integer, np.floating)):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return np.asarray(value)
+    return str(value)
+
+
+def save_netcdf(data: xr.Dataset | xr.DataArray, path: str | os.PathLike) -> Path:
+    """Write ``data`` to ``path`` (netCDF4 via h5netcdf) through a temporary file and a rename.
+
+    A run killed part-way leaves either the previous file or none, never a truncated one.
+    """
+    path = check_writable(path)
+    dataset = data.to_dataset(name=data.name or "value") if isinstance(data, xr.DataArray) else data
+    dataset = dataset.copy()
+    dataset.attrs = {k: _flat_attr(v) for k, v in dataset.attrs.items()}
+    for name in dataset.variables:
+        dataset[name].attrs = {k: _flat_attr(v) for k, v in dataset[name].attrs.items()}
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        dataset.to_netcdf(temporary, engine="h5netcdf")
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    return path

@@ -1,0 +1,204 @@
+r"""Chunkwise-parallel forms of the Hebbian and delta rules.
+
+The sequence is cut into chunks of ``C`` steps. Inside a chunk everything is a dense,
+batched matrix product; only the fast-weight state ``S`` (``[Dk, Dv]`` per head) is
+carried from one chunk to the next, so memory is O(T·D + D²) per head and no T×T
+matrix is ever formed.
+
+Notation inside one chunk (rows are the chunk's steps ``t = 1..C``): ``Q, K [C, Dk]``,
+``V [C, Dv]``, ``S_0`` the state entering the chunk, decay ``α_t`` with cumulative
+product :math:`\gamma_t = \prod_{\tau \le t} \alpha_\tau` (all ones without decay),
+:math:`\Gamma_{ti} = \gamma_t / \gamma_i` and ``M`` the causal mask (``i <= t``).
+
+Both rules write :math:`S_t = \alpha_t S_{t-1} + k_t \delta_t^\top`, hence
+
+.. math::
+
+    S_t = \gamma_t S_0 + \sum_{i \le t} \Gamma_{ti} k_i \delta_i^\top, \qquad
+    O = \mathrm{diag}(\gamma) Q S_0 + (Q K^\top \odot \Gamma \odot M) \Delta, \qquad
+    S_C = \gamma_C S_0 + (\mathrm{diag}(\gamma_C / \gamma) K)^\top \Delta .
+
+Hebbian rule: :math:`\Delta = V`.
+
+Delta rule (WY / UT-transform form, Yang et al. 2024): the written vector is
+:math:`\delta_t = \beta_t (v_t - \alpha_t S_{t-1}^\top k_t)`; expanding
+:math:`\alpha_t S_{t-1}` with the sum above gives the unit lower-triangular system
+
+.. math::
+
+    (I + \mathrm{diag}(\beta)\,\mathrm{tril}_{-1}(K K^\top \odot \Gamma))\, \Delta
+        = \mathrm{diag}(\beta) V - \mathrm{diag}(\beta \gamma) K S_0 ,
+
+so with ``A`` that matrix, :math:`U = A^{-1} \mathrm{diag}(\beta) V` and
+:math:`W = A^{-1} \mathrm{diag}(\beta\gamma) K` (one batched triangular solve for all
+chunks at once), :math:`\Delta = U - W S_0`. Only this last product and the state
+update are sequential over chunks.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _to_chunks(x: torch.Tensor, chunk_size: int, fill: float = 0.0) -> torch.Tensor:
+    """``[B, T, H, *D]`` → ``[B, H, N, C, *D]``, padding T up to a multiple of C with ``fill``."""
+    steps = x.shape[1]
+    pad = (-steps) % chunk_size
+    if pad:
+        trailing = [0, 0] * (x.ndim - 2)
+        x = F.pad(x, trailing + [0, pad], value=fill)
+    batch, padded, heads = x.shape[:3]
+    x = x.reshape(batch, padded // chunk_size, chunk_size, heads, *x.shape[3:])
+    return x.movedim(3, 1).contiguous()
+
+
+def _from_chunks(x: torch.Tensor, steps: int) -> torch.Tensor:
+    """``[B, H, N, C, D]`` → ``[B, T, H, D]``, dropping the padding."""
+    batch, heads, n_chunks, chunk_size, width = x.shape
+    x = x.movedim(1, 3).reshape(batch, n_chunks * chunk_size, heads, width)
+    return x[:, :steps]
+
+
+class _ChunkGeometry:
+    """Decay bookkeeping of one chunked sequence: ``γ`` terms and the masked ``Γ`` matrix."""
+
+    def __init__(self, log_decay: torch.Tensor | None, chunk_size: int, like: torch.Tensor):
+        self.causal = torch.ones(chunk_size, chunk_size, dtype=torch.bool, device=like.device).tril()
+        if log_decay is None:
+            self.gamma = None  # every γ is 1
+            return
+        cumulative = log_decay.cumsum(-1)  # [B, H, N, C]: log γ_t
+        exponent = cumulative[..., :, None] - cumulative[..., None, :]
+        # Mask before exp: above the diagonal the exponent is positive and may overflow.
+        self.pairwise = torch.where(self.causal, exponent, float("-inf")).exp()  # Γ ⊙ M
+        self.gamma = cumulative.exp()[..., None]  # [B, H, N, C, 1]
+        self.to_end = (cumulative[..., -1:] - cumulative).exp()[..., None]  # γ_C / γ_t
+        self.gamma_end = cumulative[..., -1].exp()[..., None, None]  # [B, H, N, 1, 1]
+
+    def weight_lower(self, scores: torch.Tensor, strict: bool = False) -> torch.Tensor:
+        """``scores ⊙ Γ ⊙ M`` (``M`` strictly lower when ``strict``)."""
+        mask = self.causal.tril(-1) if strict else self.causal
+        if self.gamma is None:
+            return scores.masked_fill(~mask, 0.0)
+        weighted = scores * self.pairwise
+        return weighted.tril(-1) if strict else weighted
+
+
+def _scan(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    intra: torch.Tensor,
+    u: torch.Tensor,
+    w: torch.Tensor | None,
+    geometry: _ChunkGeometry,
+    state: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Carry the state across chunks, then form every chunk's output in one batched pass.
+
+    The sequential path per chunk is ``Δ_n = U_n − W_n S_n`` (``Δ = U`` for the Hebbian
+    rule) and ``S_{n+1} = γ_C S_n + K̃_nᵀ Δ_n`` with ``K̃ = diag(γ_C/γ) K``. The states
+    entering each chunk (``T/C`` matrices of ``Dk × Dv`` per head) are kept, so the
+    outputs ``O_n = diag(γ) Q_n S_n + intra_n Δ_n`` are computed for all chunks at once.
+    ``intra`` is ``Q Kᵀ ⊙ Γ ⊙ M``.
+    """
+    k_end = k if geometry.gamma is None else k * geometry.to_end
+    k_end_t = k_end.transpose(-1, -2)
+    if w is None and geometry.gamma is None:
+        # Plain Hebbian: the state is a running sum of per-chunk outer products.
+        running = torch.cat([state.unsqueeze(2), k_end_t @ u], dim=2).cumsum(dim=2)
+        starts, state, written = running[:, :, :-1], running[:, :, -1], u
+    else:
+        batch, heads = state.shape[:2]
+        flat_state = state.flatten(0, 1)
+        collected, deltas = [], []
+        for n in range(q.shape[2]):
+            collected.append(flat_state)
+            u_n = u[:, :, n].flatten(0, 1)
+            delta = u_n if w is None else torch.baddbmm(u_n, w[:, :, n].flatten(0, 1), flat_state, alpha=-1.0)
+            deltas.append(delta)
+            if geometry.gamma is not None:
+                flat_state = flat_state * geometry.gamma_end[:, :, n].flatten(0, 1)
+            flat_state = torch.baddbmm(flat_state, k_end_t[:, :, n].flatten(0, 1), delta)
+        state = flat_state.unflatten(0, (batch, heads))
+        starts = torch.stack(collected, dim=1).unflatten(0, (batch, heads))
+        written = u if w is None else torch.stack(deltas, dim=1).unflatten(0, (batch, heads))
+
+    q_start = q if geometry.gamma is None else q * geometry.gamma
+    return q_start @ starts + intra @ written, state
+
+
+# On the CPU, segments of about this many steps keep every per-chunk intermediate in
+# cache; on a GPU one segment spans the whole sequence (all chunks in parallel).
+CPU_SEGMENT_STEPS = 1024
+
+
+def _segments(steps: int, chunk_size: int, device: torch.device) -> list[slice]:
+    if device.type != "cpu":
+        return [slice(0, steps)]
+    length = max(1, CPU_SEGMENT_STEPS // chunk_size) * chunk_size
+    return [slice(start, min(start + length, steps)) for start in range(0, steps, length)]
+
+
+def _segmented(run, steps: int, chunk_size: int, device: torch.device, state: torch.Tensor):
+    """Run ``run(segment, state) -> (out, state)`` over consecutive segments, carrying the state."""
+    outputs = []
+    for segment in _segments(steps, chunk_size, device):
+        out, state = run(segment, state)
+        outputs.append(out)
+    return (outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)), state
+
+
+def hebbian_chunk(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    decay: torch.Tensor | None,
+    state: torch.Tensor,
+    chunk_size: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Chunkwise Hebbian rule; same inputs and result as :func:`neurofwp.tensor.recurrent.hebbian_recurrent`."""
+    chunk_size = min(chunk_size, q.shape[1])
+
+    def run(segment: slice, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        steps = segment.stop - segment.start
+        qc, kc, vc = (_to_chunks(x[:, segment], chunk_size) for x in (q, k, v))
+        log_decay = None if decay is None else _to_chunks(decay[:, segment].log(), chunk_size)
+        geometry = _ChunkGeometry(log_decay, chunk_size, q)
+        intra = geometry.weight_lower(qc @ kc.transpose(-1, -2))
+        out, state = _scan(qc, kc, intra, vc, None, geometry, state)
+        return _from_chunks(out, steps), state
+
+    return _segmented(run, q.shape[1], chunk_size, q.device, state)
+
+
+def delta_chunk(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    beta: torch.Tensor,
+    decay: torch.Tensor | None,
+    state: torch.Tensor,
+    chunk_size: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Chunkwise delta rule (WY form); same result as :func:`neurofwp.tensor.recurrent.delta_recurrent`."""
+    d_value = v.shape[-1]
+    chunk_size = min(chunk_size, q.shape[1])
+
+    def run(segment: slice, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        steps = segment.stop - segment.start
+        qc, kc, vc = (_to_chunks(x[:, segment], chunk_size) for x in (q, k, v))
+        beta_c = _to_chunks(beta[:, segment], chunk_size)[..., None]  # [B, H, N, C, 1]; padding writes nothing
+        log_decay = None if decay is None else _to_chunks(decay[:, segment].log(), chunk_size)
+        geometry = _ChunkGeometry(log_decay, chunk_size, q)
+
+        intra = geometry.weight_lower(qc @ kc.transpose(-1, -2))
+        lower = geometry.weight_lower(kc @ kc.transpose(-1, -2), strict=True) * beta_c
+        key_weight = beta_c if geometry.gamma is None else beta_c * geometry.gamma
+        rhs = torch.cat([vc * beta_c, kc * key_weight], dim=-1)
+        # A = I + lower is unit lower-triangular: the diagonal is implied, not read.
+        solved = torch.linalg.solve_triangular(lower, rhs, upper=False, unitriangular=True)
+        out, state = _scan(qc, kc, intra, solved[..., :d_value], solved[..., d_value:], geometry, state)
+        return _from_chunks(out, steps), state
+
+    return _segmented(run, q.shape[1], chunk_size, q.device, state)
