@@ -21,6 +21,7 @@ def check_tensor(name: str, x: object, ndim: int, layout: str) -> torch.Tensor:
 
 
 def check_finite(name: str, x: torch.Tensor) -> None:
+    x = x.detach()
     # A finite sum proves every element finite (one cheap reduction); an overflowing
     # sum of finite values falls through to the exact element-wise test.
     if x.numel() == 0 or bool(torch.isfinite(x.sum())):
@@ -58,20 +59,20 @@ def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[int, i
 
 def check_per_step(
     name: str, x: torch.Tensor, q: torch.Tensor, low: float, high: float, *, low_open: bool = False
-) -> torch.Tensor:
+) -> None:
     """Check a per-step, per-head scalar such as beta or decay, shape [B, T, H], within its range."""
     check_tensor(name, x, 3, "[B, T, H]")
     check_same_kind(q, {name: x})
     if x.shape != q.shape[:3]:
         raise ShapeError(f"{name} must have shape [B, T, H] = {tuple(q.shape[:3])}, got {tuple(x.shape)}")
     check_finite(name, x)
+    x = x.detach()
     too_low = (x <= low) if low_open else (x < low)
     if bool(too_low.any()) or bool((x > high).any()):
         bracket = "(" if low_open else "["
         raise OutOfRangeError(
             f"{name} must lie in {bracket}{low:g}, {high:g}], got values from {float(x.min()):g} to {float(x.max()):g}"
         )
-    return x
 
 
 def check_state(
