@@ -78,9 +78,8 @@ class _ChunkGeometry:
 
     def weight_lower(self, scores: torch.Tensor, strict: bool = False) -> torch.Tensor:
         """``scores ⊙ Γ ⊙ M`` (``M`` strictly lower when ``strict``)."""
-        mask = self.causal.tril(-1) if strict else self.causal
         if self.gamma is None:
-            return scores.masked_fill(~mask, 0.0)
+            return scores.tril(-1) if strict else scores.tril()
         weighted = scores * self.pairwise
         return weighted.tril(-1) if strict else weighted
 
@@ -141,12 +140,13 @@ def _segments(steps: int, chunk_size: int, device: torch.device) -> list[slice]:
 
 
 def _segmented(run, steps: int, chunk_size: int, device: torch.device, state: torch.Tensor):
-    """Run ``run(segment, state) -> (out, state)`` over consecutive segments, carrying the state."""
+    """Run ``run(segment, state) -> (chunked out, state)`` over consecutive segments, carrying the state."""
     outputs = []
     for segment in _segments(steps, chunk_size, device):
         out, state = run(segment, state)
         outputs.append(out)
-    return (outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)), state
+    chunked = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
+    return _from_chunks(chunked, steps), state
 
 
 def hebbian_chunk(
@@ -161,13 +161,11 @@ def hebbian_chunk(
     chunk_size = min(chunk_size, q.shape[1])
 
     def run(segment: slice, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        steps = segment.stop - segment.start
         qc, kc, vc = (_to_chunks(x[:, segment], chunk_size) for x in (q, k, v))
         log_decay = None if decay is None else _to_chunks(decay[:, segment].log(), chunk_size)
         geometry = _ChunkGeometry(log_decay, chunk_size, q)
         intra = geometry.weight_lower(qc @ kc.transpose(-1, -2))
-        out, state = _scan(qc, kc, intra, vc, None, geometry, state)
-        return _from_chunks(out, steps), state
+        return _scan(qc, kc, intra, vc, None, geometry, state)
 
     return _segmented(run, q.shape[1], chunk_size, q.device, state)
 
@@ -186,19 +184,25 @@ def delta_chunk(
     chunk_size = min(chunk_size, q.shape[1])
 
     def run(segment: slice, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        steps = segment.stop - segment.start
-        qc, kc, vc = (_to_chunks(x[:, segment], chunk_size) for x in (q, k, v))
+        qc = _to_chunks(q[:, segment], chunk_size)
+        # V and K side by side: the right-hand side [βV | βγK] of the solve needs no further copy.
+        value_key = _to_chunks(torch.cat([v[:, segment], k[:, segment]], dim=-1), chunk_size)
+        kc = value_key[..., d_value:]
         beta_c = _to_chunks(beta[:, segment], chunk_size)[..., None]  # [B, H, N, C, 1]; padding writes nothing
         log_decay = None if decay is None else _to_chunks(decay[:, segment].log(), chunk_size)
         geometry = _ChunkGeometry(log_decay, chunk_size, q)
 
         intra = geometry.weight_lower(qc @ kc.transpose(-1, -2))
         lower = geometry.weight_lower(kc @ kc.transpose(-1, -2), strict=True) * beta_c
-        key_weight = beta_c if geometry.gamma is None else beta_c * geometry.gamma
-        rhs = torch.cat([vc * beta_c, kc * key_weight], dim=-1)
-        # A = I + lower is unit lower-triangular: the diagonal is implied, not read.
-        solved = torch.linalg.solve_triangular(lower, rhs, upper=False, unitriangular=True)
-        out, state = _scan(qc, kc, intra, solved[..., :d_value], solved[..., d_value:], geometry, state)
-        return _from_chunks(out, steps), state
+        if geometry.gamma is None:
+            rhs = value_key * beta_c
+        else:
+            rhs = torch.cat([value_key[..., :d_value] * beta_c, kc * (beta_c * geometry.gamma)], dim=-1)
+        # A = I + lower is unit lower-triangular: the diagonal is implied, not read. Solving the
+        # transposed system Xᵀ Aᵀ = Rᵀ hands LAPACK column-major operands without copies, and
+        # leaves Uᵀ and Wᵀ as contiguous blocks whose transposed views feed the matrix products.
+        solved_t = torch.linalg.solve_triangular(lower.mT, rhs.mT, upper=True, left=False, unitriangular=True)
+        u, w = solved_t[..., :d_value, :].mT, solved_t[..., d_value:, :].mT
+        return _scan(qc, kc, intra, u, w, geometry, state)
 
     return _segmented(run, q.shape[1], chunk_size, q.device, state)
