@@ -110,15 +110,18 @@ def _scan(
     else:
         batch, heads = state.shape[:2]
         flat_state = state.flatten(0, 1)
+        # Heads and batch merged once: each chunk's operands are views [B·H, ...].
+        u_flat, k_end_flat = u.flatten(0, 1), k_end_t.flatten(0, 1)
+        w_flat = None if w is None else w.flatten(0, 1)
+        gamma_end = None if geometry.gamma is None else geometry.gamma_end.flatten(0, 1)
         collected, deltas = [], []
         for n in range(q.shape[2]):
             collected.append(flat_state)
-            u_n = u[:, :, n].flatten(0, 1)
-            delta = u_n if w is None else torch.baddbmm(u_n, w[:, :, n].flatten(0, 1), flat_state, alpha=-1.0)
+            delta = u_flat[:, n] if w_flat is None else torch.baddbmm(u_flat[:, n], w_flat[:, n], flat_state, alpha=-1.0)
             deltas.append(delta)
-            if geometry.gamma is not None:
-                flat_state = flat_state * geometry.gamma_end[:, :, n].flatten(0, 1)
-            flat_state = torch.baddbmm(flat_state, k_end_t[:, :, n].flatten(0, 1), delta)
+            if gamma_end is not None:
+                flat_state = flat_state * gamma_end[:, n]
+            flat_state = torch.baddbmm(flat_state, k_end_flat[:, n], delta)
         state = flat_state.unflatten(0, (batch, heads))
         starts = torch.stack(collected, dim=1).unflatten(0, (batch, heads))
         written = u if w is None else torch.stack(deltas, dim=1).unflatten(0, (batch, heads))
@@ -145,8 +148,20 @@ def _segmented(run, steps: int, chunk_size: int, device: torch.device, state: to
     for segment in _segments(steps, chunk_size, device):
         out, state = run(segment, state)
         outputs.append(out)
-    chunked = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
-    return _from_chunks(chunked, steps), state
+    if len(outputs) == 1:
+        return _from_chunks(outputs[0], steps), state
+    # One copy from the chunked layout into the [B, T, H, D] result (autograd follows the slices).
+    batch, heads, _, chunk, width = outputs[0].shape
+    result = outputs[0].new_empty(batch, steps, heads, width)
+    start = 0
+    for out in outputs:
+        length = out.shape[2] * chunk
+        if start + length <= steps:
+            result[:, start : start + length].unflatten(1, (out.shape[2], chunk)).copy_(out.movedim(1, 3))
+        else:  # the padded last segment
+            result[:, start:] = _from_chunks(out, steps - start)
+        start += length
+    return result, state
 
 
 def hebbian_chunk(
