@@ -32,7 +32,7 @@ from neurofwp.tensor import delta_rule, hebbian_rule
 
 B, H, D, CHUNK = 1, 8, 64, 64
 # The recurrent reference's autograd graph holds every step's D x D state: O(T D^2) memory.
-RECURRENT_BACKWARD_MAX_T = 2048
+RECURRENT_BACKWARD_MAX_T = 8192
 
 
 def flops(rule: str, mode: str, steps: int, chunk: int = CHUNK, dk: int = D, dv: int = D) -> float:

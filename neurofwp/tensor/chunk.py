@@ -135,33 +135,30 @@ def _scan(
 CPU_SEGMENT_STEPS = 1024
 
 
-def _segments(steps: int, chunk_size: int, device: torch.device) -> list[slice]:
+def _segment_length(steps: int, chunk_size: int, device: torch.device) -> int:
     if device.type != "cpu":
-        return [slice(0, steps)]
-    length = max(1, CPU_SEGMENT_STEPS // chunk_size) * chunk_size
-    return [slice(start, min(start + length, steps)) for start in range(0, steps, length)]
+        return steps
+    return max(1, CPU_SEGMENT_STEPS // chunk_size) * chunk_size
 
 
-def _segmented(run, steps: int, chunk_size: int, device: torch.device, state: torch.Tensor):
-    """Run ``run(segment, state) -> (chunked out, state)`` over consecutive segments, carrying the state."""
+def _segmented(run, inputs: list[torch.Tensor | None], chunk_size: int, state: torch.Tensor):
+    """Run ``run(pieces, state) -> (chunked out, state)`` over consecutive segments, carrying the state.
+
+    Inputs are cut with ``torch.split`` (whose backward is one concatenation) rather than
+    sliced per segment (each slice's backward would materialise a full-length gradient,
+    quadratic in T).
+    """
+    steps = inputs[0].shape[1]
+    length = _segment_length(steps, chunk_size, inputs[0].device)
+    split = [None if x is None else torch.split(x, length, dim=1) for x in inputs]
     outputs = []
-    for segment in _segments(steps, chunk_size, device):
-        out, state = run(segment, state)
+    for index in range(len(split[0])):
+        out, state = run([None if x is None else x[index] for x in split], state)
         outputs.append(out)
-    if len(outputs) == 1:
-        return _from_chunks(outputs[0], steps), state
-    # One copy from the chunked layout into the [B, T, H, D] result (autograd follows the slices).
-    batch, heads, _, chunk, width = outputs[0].shape
-    result = outputs[0].new_empty(batch, steps, heads, width)
-    start = 0
-    for out in outputs:
-        length = out.shape[2] * chunk
-        if start + length <= steps:
-            result[:, start : start + length].unflatten(1, (out.shape[2], chunk)).copy_(out.movedim(1, 3))
-        else:  # the padded last segment
-            result[:, start:] = _from_chunks(out, steps - start)
-        start += length
-    return result, state
+    # torch.cat, not slice assignment: its backward splits the gradient, where a chain of
+    # in-place slice copies would clone the whole gradient once per segment.
+    chunked = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
+    return _from_chunks(chunked, steps), state
 
 
 def hebbian_chunk(
@@ -175,14 +172,15 @@ def hebbian_chunk(
     """Chunkwise Hebbian rule; same inputs and result as :func:`neurofwp.tensor.recurrent.hebbian_recurrent`."""
     chunk_size = min(chunk_size, q.shape[1])
 
-    def run(segment: slice, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        qc, kc, vc = (_to_chunks(x[:, segment], chunk_size) for x in (q, k, v))
-        log_decay = None if decay is None else _to_chunks(decay[:, segment].log(), chunk_size)
+    def run(pieces: list, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        q, k, v, decay = pieces
+        qc, kc, vc = (_to_chunks(x, chunk_size) for x in (q, k, v))
+        log_decay = None if decay is None else _to_chunks(decay.log(), chunk_size)
         geometry = _ChunkGeometry(log_decay, chunk_size, q)
         intra = geometry.weight_lower(qc @ kc.transpose(-1, -2))
         return _scan(qc, kc, intra, vc, None, geometry, state)
 
-    return _segmented(run, q.shape[1], chunk_size, q.device, state)
+    return _segmented(run, [q, k, v, decay], chunk_size, state)
 
 
 def delta_chunk(
@@ -198,13 +196,14 @@ def delta_chunk(
     d_value = v.shape[-1]
     chunk_size = min(chunk_size, q.shape[1])
 
-    def run(segment: slice, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        qc = _to_chunks(q[:, segment], chunk_size)
+    def run(pieces: list, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        q, k, v, beta, decay = pieces
+        qc = _to_chunks(q, chunk_size)
         # V and K side by side: the right-hand side [βV | βγK] of the solve needs no further copy.
-        value_key = _to_chunks(torch.cat([v[:, segment], k[:, segment]], dim=-1), chunk_size)
+        value_key = _to_chunks(torch.cat([v, k], dim=-1), chunk_size)
         kc = value_key[..., d_value:]
-        beta_c = _to_chunks(beta[:, segment], chunk_size)[..., None]  # [B, H, N, C, 1]; padding writes nothing
-        log_decay = None if decay is None else _to_chunks(decay[:, segment].log(), chunk_size)
+        beta_c = _to_chunks(beta, chunk_size)[..., None]  # [B, H, N, C, 1]; padding writes nothing
+        log_decay = None if decay is None else _to_chunks(decay.log(), chunk_size)
         geometry = _ChunkGeometry(log_decay, chunk_size, q)
 
         intra = geometry.weight_lower(qc @ kc.transpose(-1, -2))
@@ -220,4 +219,4 @@ def delta_chunk(
         u, w = solved_t[..., :d_value, :].mT, solved_t[..., d_value:, :].mT
         return _scan(qc, kc, intra, u, w, geometry, state)
 
-    return _segmented(run, q.shape[1], chunk_size, q.device, state)
+    return _segmented(run, [q, k, v, beta, decay], chunk_size, state)

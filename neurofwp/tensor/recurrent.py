@@ -50,8 +50,10 @@ def delta_write(
     return state + beta[..., None, None] * key[..., :, None] * error[..., None, :]
 
 
-def _slice(x: torch.Tensor | None, t: int) -> torch.Tensor | None:
-    return None if x is None else x[:, t]
+def _steps(x: torch.Tensor | None, steps: int) -> tuple:
+    """Per-step views along time. ``unbind``'s backward is one stack; indexing ``x[:, t]`` in
+    the loop would build a full-length zero gradient per step (quadratic in T)."""
+    return (None,) * steps if x is None else x.unbind(1)
 
 
 def hebbian_recurrent(
@@ -63,9 +65,10 @@ def hebbian_recurrent(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Loop :func:`hebbian_write` then :func:`read` over time; inputs ``[B, T, H, D]``, state ``[B, H, Dk, Dv]``."""
     outputs = []
-    for t in range(q.shape[1]):
-        state = hebbian_write(state, k[:, t], v[:, t], _slice(decay, t))
-        outputs.append(read(state, q[:, t]))
+    steps = q.shape[1]
+    for q_t, k_t, v_t, decay_t in zip(q.unbind(1), k.unbind(1), v.unbind(1), _steps(decay, steps)):
+        state = hebbian_write(state, k_t, v_t, decay_t)
+        outputs.append(read(state, q_t))
     return torch.stack(outputs, dim=1), state
 
 
@@ -79,7 +82,8 @@ def delta_recurrent(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Loop :func:`delta_write` then :func:`read` over time; inputs ``[B, T, H, D]``, ``beta [B, T, H]``."""
     outputs = []
-    for t in range(q.shape[1]):
-        state = delta_write(state, k[:, t], v[:, t], beta[:, t], _slice(decay, t))
-        outputs.append(read(state, q[:, t]))
+    steps = q.shape[1]
+    for q_t, k_t, v_t, beta_t, decay_t in zip(q.unbind(1), k.unbind(1), v.unbind(1), beta.unbind(1), _steps(decay, steps)):
+        state = delta_write(state, k_t, v_t, beta_t, decay_t)
+        outputs.append(read(state, q_t))
     return torch.stack(outputs, dim=1), state
