@@ -69,5 +69,59 @@ def demo(pairs_text: str, d_key: int, seeds: int, seed: int, out: str | None, pr
         click.echo(f"saved {save_netcdf(curve, out)}")
 
 
+def _parameters(items: tuple[str, ...]) -> dict[str, float]:
+    values = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--param")
+        try:
+            values[name.strip()] = float(text)
+        except ValueError:
+            raise click.BadParameter(f"{name.strip()}: {text!r} is not a number", param_hint="--param") from None
+    return values
+
+
+def _protocols(source: str):
+    """A bundled dataset name or a CSV path."""
+    from neurofwp import data
+    from neurofwp.protocols import read_csv
+
+    return data.protocols(source) if source in data.list() else read_csv(source)
+
+
+@main.command()
+@click.argument("rule")
+@click.argument("data_csv", metavar="DATA")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="rule parameter (repeatable)")
+@click.option("--backend", type=click.Choice(["torch", "brian2"]), default="torch", show_default=True)
+@click.option("--dt-ms", default=0.1, show_default=True, help="time step of clock-driven rules (delta)")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="write the result as netCDF")
+def predict(rule: str, data_csv: str, params: tuple[str, ...], backend: str, dt_ms: float, out: str | None) -> None:
+    """Simulate every protocol of DATA (a CSV file or a bundled dataset name) with RULE."""
+    from neurofwp import plasticity
+    from neurofwp.io import check_writable, save_netcdf
+
+    rule_def = plasticity.get_rule(rule)
+    values = rule_def.resolve(_parameters(params))
+    if out is not None:
+        check_writable(out)
+    result = plasticity.predict(rule_def, _protocols(data_csv), values, backend=backend, dt_ms=dt_ms)
+    click.echo(f"rule {rule_def.name} ({backend}): " + ", ".join(f"{k}={v:g}" for k, v in values.items()))
+    has_data = "dw_percent" in result
+    click.echo(f"{'protocol':<24}{'model %':>10}" + (f"{'data %':>10}{'sem %':>10}" if has_data else ""))
+    for name in result.protocol.values:
+        row = result.sel(protocol=name)
+        line = f"{str(name):<24}{float(row.dw_percent_model):>10.2f}"
+        if has_data:
+            sem = float(row.sem_percent) if "sem_percent" in result else float("nan")
+            line += f"{float(row.dw_percent):>10.2f}{sem:>10.2f}"
+        click.echo(line)
+    if "E" in result.attrs:
+        click.echo(f"E = {result.attrs['E']:.4f}   ({result.attrs['E_definition']})")
+    if out is not None:
+        click.echo(f"saved {save_netcdf(result, out)}")
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,129 @@
+"""Brian2 simulation of a rule over plasticity protocols, built from the same rule definition.
+
+All protocols × parameter sets run side by side in one network: one presynaptic and
+one postsynaptic ``SpikeGeneratorGroup`` neuron and one synapse per (protocol, parameter
+set). The rule's parameters become per-synapse constants with physical units, its traces
+``d tr/dt = -tr/tau`` equations (event-driven, or clock-driven with forward Euler when
+the rule has a drift), and its ``on_pre``/``on_post`` expressions the pathway code, in
+that order: weight change first, then the trace increments. The presynaptic pathway is
+scheduled before the postsynaptic one, so simultaneous spikes are processed pre first.
+
+Event-driven traces are exact whatever the time step, so for those rules the step is the
+coarsest grid that holds every spike time (a multiple of 0.1 ms): a 600 s protocol at
+0.1 Hz then costs 120 000 steps instead of 6 million. Clock-driven rules use ``dt_ms``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from neurofwp.errors import OutOfRangeError
+from neurofwp.plasticity.rules import Rule, get_rule
+from neurofwp.plasticity.torch_backend import parameter_tensors
+from neurofwp.protocols import Protocol, ProtocolError
+
+GRID_MS = 0.1
+# Clock-driven runs continue this many slowest time constants past the last spike, so the
+# drift has acted to within e^-50 (the torch backend integrates to the same limit).
+TAIL_TAUS = 50.0
+
+
+def model_equations(rule: Rule) -> str:
+    """The ``Synapses`` model string of ``rule``."""
+    kind = "clock-driven" if rule.clock_driven else "event-driven"
+    lines = [f"dw/dt = {rule.drift} : 1 (clock-driven)" if rule.clock_driven else "w : 1"]
+    for p in rule.parameters:
+        lines.append(f"{p.symbol} : {'second' if p.is_time else '1'} (constant)")
+    for trace in rule.traces:
+        lines.append(f"d{trace.name}/dt = -{trace.name} / {trace.tau} : 1 ({kind})")
+    return "\n".join(lines)
+
+
+def pathway_code(rule: Rule, side: str) -> str:
+    """Statements run on a ``side`` ("pre"/"post") spike: helpers, the weight change, then the trace updates."""
+    lines = [f"{name} = {expression}" for name, expression in rule.helpers]
+    lines.append(f"w += {rule.on_pre if side == 'pre' else rule.on_post}")
+    for trace in rule.traces:
+        if trace.source == side:
+            lines.append(f"{trace.name} = 1" if trace.reset else f"{trace.name} += 1")
+    return "\n".join(lines)
+
+
+def _grid_step_ms(protocols: Sequence[Protocol]) -> float:
+    """Largest multiple of 0.1 ms that divides every spike time."""
+    divisor = 0
+    for protocol in protocols:
+        for train in protocol.spike_trains():
+            ticks = np.rint(train / GRID_MS)
+            if np.any(np.abs(ticks * GRID_MS - train) > 1e-6):
+                raise ProtocolError(f"protocol {protocol.name!r}: spike times must be multiples of {GRID_MS} ms for Brian2")
+            divisor = math.gcd(divisor, *[int(t) for t in ticks]) if len(ticks) else divisor
+    return GRID_MS * max(divisor, 1)
+
+
+def simulate(
+    rule: str | Rule,
+    protocols: Sequence[Protocol],
+    parameters: Mapping[str, object] | None = None,
+    *,
+    dt_ms: float = 0.1,
+    report: Callable | str | None = None,
+) -> np.ndarray:
+    """Final weight (initial weight 1) for every protocol × parameter set, ``[P, M]`` (see the torch backend)."""
+    rule = get_rule(rule)
+    if not protocols:
+        raise ProtocolError("no protocols to simulate")
+    values, size = parameter_tensors(rule, parameters, dtype=__import__("torch").float64)
+    values = {symbol: tensor.detach().numpy().ravel() for symbol, tensor in values.items()}
+
+    import brian2 as b2
+
+    logging.getLogger("brian2").setLevel(logging.ERROR)
+    if rule.clock_driven:
+        shortest = min(float(values[t.tau].min()) for t in rule.traces)
+        if not 0 < dt_ms < shortest:
+            raise OutOfRangeError(f"dt_ms = {dt_ms} must lie in (0, {shortest:g}) ms (the shortest trace time constant)")
+        step_ms = dt_ms
+    else:
+        step_ms = _grid_step_ms(protocols)
+
+    n_protocols, count = len(protocols), len(protocols) * size
+    pre_idx, pre_t, post_idx, post_t, last_ms = [], [], [], [], 0.0
+    for row, protocol in enumerate(protocols):
+        pre, post = protocol.spike_trains()
+        last_ms = max(last_ms, float(max(pre.max(initial=0), post.max(initial=0))))
+        for column in range(size):
+            neuron = row * size + column
+            pre_idx.extend([neuron] * len(pre))
+            pre_t.extend(pre)
+            post_idx.extend([neuron] * len(post))
+            post_t.extend(post)
+    if rule.clock_driven:
+        longest = max(float(values[t.tau].max()) for t in rule.traces)
+        duration_ms = last_ms + TAIL_TAUS * longest
+    else:
+        duration_ms = last_ms + step_ms
+
+    network = b2.Network()
+    clock = b2.Clock(dt=step_ms * b2.ms)
+    pre_group = b2.SpikeGeneratorGroup(count, np.asarray(pre_idx, dtype=int), np.asarray(pre_t) * b2.ms, dt=step_ms * b2.ms)
+    post_group = b2.SpikeGeneratorGroup(count, np.asarray(post_idx, dtype=int), np.asarray(post_t) * b2.ms, dt=step_ms * b2.ms)
+    synapses = b2.Synapses(
+        pre_group, post_group, model=model_equations(rule),
+        on_pre=pathway_code(rule, "pre"), on_post=pathway_code(rule, "post"),
+        method="euler" if rule.clock_driven else None, clock=clock,
+    )  # fmt: skip
+    synapses.connect(j="i")
+    synapses.pre.order = 0  # pre before post at equal times
+    synapses.post.order = 1
+    synapses.w = 1.0
+    for p in rule.parameters:
+        per_synapse = np.tile(np.broadcast_to(values[p.symbol], (size,)), n_protocols)
+        setattr(synapses, p.symbol, per_synapse * (b2.ms if p.is_time else 1))
+    network.add(pre_group, post_group, synapses)
+    network.run(duration_ms * b2.ms, report=report, namespace={})
+    return np.asarray(synapses.w[:]).reshape(n_protocols, size)
