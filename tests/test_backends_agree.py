@@ -1,0 +1,57 @@
+"""Brian2 and torch, both derived from one rule definition, give the same weights."""
+
+import numpy as np
+import pytest
+
+from neurofwp import data, plasticity
+from neurofwp.plasticity import RULES
+from neurofwp.protocols import make_protocol
+
+EVENT_DRIVEN = [name for name, rule in RULES.items() if not rule.clock_driven]
+
+
+def assert_agree(rule, protocols, parameters=None, **options):
+    brian = plasticity.simulate(rule, protocols, parameters, backend="brian2", **options)
+    torch_ = plasticity.simulate(rule, protocols, parameters, backend="torch", **options)
+    change = np.abs(torch_ - 1.0)
+    difference = np.abs(brian - torch_)
+    # relative 1e-6 on the weight change, or 1e-9 absolute where the change is ~0
+    ok = (difference <= 1e-6 * change) | (difference <= 1e-9)
+    assert ok.all(), f"{rule}: worst difference {difference.max():.3e} at {np.unravel_index(difference.argmax(), difference.shape)}"
+
+
+ADVERSARIAL = [
+    make_protocol("dt=0", [0], [0], 1, 5),
+    make_protocol("dt=0 at 50 Hz", [0], [0], 50, 20),
+    make_protocol("overlapping +10 at 50 Hz", [0], [10], 50, 60),
+    make_protocol("overlapping -10 at 50 Hz", [10], [0], 50, 60),
+    make_protocol("100 repetitions", [0], [6], 5, 100),
+    make_protocol("burst triplets", [0, 10], [5, 15, 17], 20, 10),
+    make_protocol("post only", [], [0, 7], 10, 4),
+    make_protocol("pre only", [0, 3], [], 10, 4),
+]
+
+
+@pytest.mark.parametrize("rule", list(RULES))
+def test_adversarial_protocols(rule):
+    assert_agree(rule, ADVERSARIAL)
+
+
+@pytest.mark.parametrize("rule", EVENT_DRIVEN)
+@pytest.mark.parametrize("dataset", ["sjostrom2001", "bipoo1998"])
+def test_bundled_datasets(rule, dataset):
+    assert_agree(rule, data.protocols(dataset))
+
+
+def test_delta_rule_on_bi_poo():
+    assert_agree("delta", data.protocols("bipoo1998"))
+
+
+@pytest.mark.slow
+def test_delta_rule_on_sjostrom():  # 600 s of simulated time on a 0.1 ms grid in Brian2
+    assert_agree("delta", data.protocols("sjostrom2001"))
+
+
+def test_many_parameter_sets_side_by_side():
+    parameters = {"A3_plus": np.array([6.5e-3, 1e-2, 0.0]), "tau_y_ms": np.array([114.0, 50.0, 200.0])}
+    assert_agree("triplet", data.protocols("sjostrom2001"), parameters)
