@@ -123,5 +123,45 @@ def predict(rule: str, data_csv: str, params: tuple[str, ...], backend: str, dt_
         click.echo(f"saved {save_netcdf(result, out)}")
 
 
+def _seconds(text: str) -> float:
+    text = text.strip().lower()
+    scale = 1.0
+    for suffix, factor in (("ms", 1e-3), ("s", 1.0)):
+        if text.endswith(suffix):
+            text, scale = text[: -len(suffix)], factor
+            break
+    try:
+        return float(text) * scale
+    except ValueError:
+        raise click.BadParameter(f"expected a duration such as 100s or 500ms, got {text!r}") from None
+
+
+@main.command()
+@click.argument("network", type=click.Choice(["song2000"]))
+@click.option("--duration", default="100s", show_default=True, help="simulated time, e.g. 100s or 500ms")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results", show_default=True,
+              help="folder for NETWORK.nc and the figure")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def simulate(network: str, duration: str, seed: int, out_dir: str, progress: bool) -> None:
+    """Simulate a plastic spiking network (song2000: 1000 Poisson inputs, STDP, one LIF neuron)."""
+    from pathlib import Path
+
+    from neurofwp.io import check_writable, save_netcdf
+    from neurofwp.networks import song2000
+
+    target = Path(out_dir) / f"{network}.nc"
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    check_writable(target)
+    result = song2000.simulate(_seconds(duration), seed=seed, show_progress=progress)
+    save_netcdf(result, target)
+    figures = song2000.figure(result, str(Path(out_dir) / network))
+    bimodal = song2000.bimodality(result.final_weight.values)
+    click.echo(f"{network}: {result.attrs['duration_s']:g} s "
+               f"simulated, final output rate {float(result.rate[-1]):.1f} Hz, "
+               f"{100 * bimodal:.0f}% of weights within 20% of a bound")
+    click.echo(f"saved {target}, {', '.join(figures)}")
+
+
 if __name__ == "__main__":
     main()

@@ -43,10 +43,12 @@ def model_equations(rule: Rule) -> str:
     return "\n".join(lines)
 
 
-def pathway_code(rule: Rule, side: str) -> str:
-    """Statements run on a ``side`` ("pre"/"post") spike: helpers, the weight change, then the trace updates."""
+def pathway_code(rule: Rule, side: str, w_max: str | None = None) -> str:
+    """Statements run on a ``side`` ("pre"/"post") spike: helpers, the weight change (clipped to
+    ``[0, w_max]`` when ``w_max`` names a bound), then the trace updates."""
     lines = [f"{name} = {expression}" for name, expression in rule.helpers]
-    lines.append(f"w += {rule.on_pre if side == 'pre' else rule.on_post}")
+    change = rule.on_pre if side == "pre" else rule.on_post
+    lines.append(f"w = clip(w + {change}, 0, {w_max})" if w_max else f"w += {change}")
     for trace in rule.traces:
         if trace.source == side:
             lines.append(f"{trace.name} = 1" if trace.reset else f"{trace.name} += 1")

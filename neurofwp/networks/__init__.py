@@ -1,0 +1,1 @@
+"""Spiking networks with plastic synapses built from the rule definitions."""
