@@ -123,6 +123,54 @@ def predict(rule: str, data_csv: str, params: tuple[str, ...], backend: str, dt_
         click.echo(f"saved {save_netcdf(result, out)}")
 
 
+@main.command(name="fit")
+@click.argument("rule")
+@click.argument("data_csv", metavar="DATA")
+@click.option("--free", multiple=True, metavar="NAME", help="parameter to fit (repeatable; default: the rule's)")
+@click.option("--fix", "fixes", multiple=True, metavar="NAME=VALUE", help="hold a parameter fixed (repeatable)")
+@click.option("--bound", "bound_items", multiple=True, metavar="NAME=LOW:HIGH", help="override a bound (repeatable)")
+@click.option("--backend", type=click.Choice(["torch", "brian2"]), default="torch", show_default=True)
+@click.option("--starts", default=4, show_default=True, help="random starts")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="write the fit as netCDF")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def fit_command(rule, data_csv, free, fixes, bound_items, backend, starts, seed, out, progress) -> None:
+    """Fit RULE's parameters to DATA (CSV file or bundled dataset) by minimising E."""
+    from neurofwp import fit as fitting
+    from neurofwp.io import check_writable, save_netcdf
+
+    bounds = {}
+    for item in bound_items:
+        name, _, span = item.partition("=")
+        try:
+            low, high = (float(x) for x in span.split(":"))
+        except ValueError:
+            raise click.BadParameter(f"expected NAME=LOW:HIGH, got {item!r}", param_hint="--bound") from None
+        bounds[name.strip()] = (low, high)
+    if out is not None:
+        check_writable(out)
+    result = fitting.fit(rule, _protocols(data_csv), free=list(free) or None, fixed=_parameters(fixes),
+                         bounds=bounds, backend=backend, starts=starts, seed=seed, show_progress=progress)
+    attrs = result.attrs
+    click.echo(f"rule {attrs['rule']} ({backend}), {starts} start(s), seed {seed}, "
+               f"{attrs['evaluations']} evaluations, {attrs['fit_seconds']:.1f} s")
+    for name in attrs["free"].split():
+        low, high = attrs[f"bounds_{name}"]
+        click.echo(f"  {name:<14} = {attrs['param_' + name]:<12.6g} free, bounds [{low:g}, {high:g}]")
+    for name in attrs["fixed"].split():
+        click.echo(f"  {name:<14} = {attrs['param_' + name]:<12.6g} fixed")
+    click.echo(f"{'protocol':<24}{'model %':>10}{'data %':>10}" + (f"{'sem %':>10}" if "sem_percent" in result else ""))
+    for name in result.protocol.values:
+        row = result.sel(protocol=name)
+        line = f"{str(name):<24}{float(row.dw_percent_model):>10.2f}{float(row.dw_percent):>10.2f}"
+        if "sem_percent" in result:
+            line += f"{float(row.sem_percent):>10.2f}"
+        click.echo(line)
+    click.echo(f"E = {attrs['E']:.4f}   ({attrs['E_definition']})")
+    if out is not None:
+        click.echo(f"saved {save_netcdf(result, out)}")
+
+
 def _seconds(text: str) -> float:
     text = text.strip().lower()
     scale = 1.0

@@ -147,8 +147,8 @@ def _triplet(name: str, nearest: bool) -> Rule:
             Parameter("A3_minus", 0.0, (0.0, 0.1), "triplet depression amplitude (reads r2)"),
             Parameter("tau_plus_ms", 16.8, (1.0, 200.0), "time constant of r1"),
             Parameter("tau_minus_ms", 33.7, (1.0, 200.0), "time constant of o1"),
-            Parameter("tau_x_ms", 101.0, (1.0, 1000.0), "time constant of r2"),
-            Parameter("tau_y_ms", 114.0, (1.0, 1000.0), "time constant of o2"),
+            Parameter("tau_x_ms", 101.0, (1.0, 200.0), "time constant of r2"),
+            Parameter("tau_y_ms", 114.0, (1.0, 200.0), "time constant of o2"),
         ),
         traces=(
             Trace("r1", "tau_plus", "pre", nearest),
