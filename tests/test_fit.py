@@ -35,7 +35,8 @@ def test_pair_rule_needs_seconds_long_time_constants():
     free = ["A_plus", "A_minus", "tau_plus_ms", "tau_minus_ms"]
     bounded = fit("stdp", SJOSTROM, free=free, starts=3, show_progress=False)
     assert list(bounded.attrs["bounds_tau_plus_ms"]) == [1.0, 200.0]
-    assert bounded.attrs["param_tau_minus_ms"] == pytest.approx(200.0)  # pinned at the bound
+    pinned = max(bounded.attrs["param_tau_plus_ms"], bounded.attrs["param_tau_minus_ms"])
+    assert pinned == pytest.approx(200.0)  # the fit presses against the upper bound
     wide = fit("stdp", SJOSTROM, free=free, bounds={"tau_plus_ms": (1, 50000), "tau_minus_ms": (1, 50000)},
                starts=6, seed=0, show_progress=False)
     assert wide.attrs["E"] == pytest.approx(2.6, abs=0.3)
