@@ -171,6 +171,34 @@ def fit_command(rule, data_csv, free, fixes, bound_items, backend, starts, seed,
         click.echo(f"saved {save_netcdf(result, out)}")
 
 
+@main.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results", show_default=True)
+@click.option("--starts", default=3, show_default=True, help="random starts per fit")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def compare(out_dir: str, starts: int, seed: int, progress: bool) -> None:
+    """Fit the Hebbian, delta, learned-β and triplet rules to every bundled dataset; write results, figures, report."""
+    from pathlib import Path
+
+    from neurofwp.analysis import figures, report
+    from neurofwp.analysis.compare import LABELS
+    from neurofwp.analysis.compare import compare as run_comparison
+    from neurofwp.io import check_writable, save_netcdf
+
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    check_writable(folder / "comparison.nc")
+    result = run_comparison(starts=starts, seed=seed, show_progress=progress)
+    save_netcdf(result, folder / "comparison.nc")
+    drawn = figures.all_figures(result, folder)
+    html_path, md_path = report.write(result, folder, drawn)
+    datasets = list(result.dataset.values)
+    click.echo(f"{'fit error E':<34}" + "".join(f"{d:>16}" for d in datasets))
+    for rule in result.rule.values:
+        click.echo(f"{LABELS[rule]:<34}" + "".join(f"{float(result.E.sel(rule=rule, dataset=d)):>16.4g}" for d in datasets))
+    click.echo(f"saved {folder / 'comparison.nc'}, {html_path}, {md_path} and {len(drawn)} figures (PNG, SVG) in {folder}")
+
+
 def _seconds(text: str) -> float:
     text = text.strip().lower()
     scale = 1.0

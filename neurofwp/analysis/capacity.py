@@ -30,6 +30,7 @@ from neurofwp.tensor import feature_maps
 from neurofwp.tensor.rules import delta_rule, hebbian_rule
 
 RULES = ("hebbian", "delta")
+BETA_GRID = np.union1d(np.round(np.geomspace(0.02, 2.0, 25), 4), [1.0])
 
 
 def _store_and_recall(rule: str, keys: torch.Tensor, values: torch.Tensor, beta: float) -> torch.Tensor:
@@ -55,6 +56,7 @@ def retrieval_curve(
     beta: float = 1.0,
     seeds: Iterable[int] = range(3),
     show_progress: bool = True,
+    fitted_beta: bool = False,
 ) -> xr.DataArray:
     """Retrieval error :math:`E(S)` for every rule × feature map × seed × number of pairs.
 
@@ -68,15 +70,20 @@ def retrieval_curve(
         beta: learning rate of the delta rule.
         seeds: one independent draw of keys and values per seed.
         show_progress: show a progress bar.
+        fitted_beta: add the rule ``"delta-fitted-beta"``: the delta rule with the learning rate
+            that minimises the retrieval error for each S (grid over β in [0.02, 2]), the
+            best a single learned β can do.
 
     Returns:
         DataArray ``retrieval_error`` with dims ``(rule, feature_map, seed, n_pairs)`` and
         the fast-weight key size of each map as coordinate ``d_fast``.
     """
     rules, maps, seeds = list(rules), list(feature_maps_), list(seeds)
+    if fitted_beta and "delta-fitted-beta" not in rules:
+        rules.append("delta-fitted-beta")
     n_pairs = [int(s) for s in n_pairs]
     for rule in rules:
-        if rule not in RULES:
+        if rule not in RULES and rule != "delta-fitted-beta":
             raise UnknownNameError("rule", rule, RULES)
     if not n_pairs or min(n_pairs) < 1:
         raise OutOfRangeError(f"n_pairs must be a non-empty list of counts >= 1, got {n_pairs}")
@@ -95,9 +102,16 @@ def retrieval_curve(
             values = torch.randn(largest, d_value, generator=generator, dtype=torch.float64) / d_value**0.5
             keys = torch.nn.functional.normalize(maps_built[maps[m]](raw), dim=-1)
             for p, count in enumerate(n_pairs):
-                recalled = _store_and_recall(rules[r], keys[:count], values[:count], beta)
                 target = values[:count]
-                errors[r, m, s, p] = float(((recalled - target) ** 2).sum() / (target**2).sum())
+                if rules[r] == "delta-fitted-beta":
+                    candidates = [
+                        float(((_store_and_recall("delta", keys[:count], target, b) - target) ** 2).sum() / (target**2).sum())
+                        for b in BETA_GRID
+                    ]
+                    errors[r, m, s, p] = min(candidates)
+                else:
+                    recalled = _store_and_recall(rules[r], keys[:count], target, beta)
+                    errors[r, m, s, p] = float(((recalled - target) ** 2).sum() / (target**2).sum())
                 bar.update()
 
     return xr.DataArray(

@@ -181,9 +181,9 @@ MODULATED = Rule(
     summary="pair STDP with a dynamic learning rate beta = sigmoid(a·y_slow + b·x_slow + c) scaling both amplitudes",
     parameters=(
         *_pair_parameters(),
-        Parameter("a", 0.0, (-50.0, 50.0), "weight of the slow postsynaptic trace in beta"),
-        Parameter("b", 0.0, (-50.0, 50.0), "weight of the slow presynaptic trace in beta"),
-        Parameter("c", 0.0, (-20.0, 20.0), "bias of beta"),
+        Parameter("a", 0.0, (-5.0, 5.0), "weight of the slow postsynaptic trace in beta"),
+        Parameter("b", 0.0, (-5.0, 5.0), "weight of the slow presynaptic trace in beta"),
+        Parameter("c", 0.0, (-10.0, 10.0), "bias of beta"),
         Parameter("tau_x_slow_ms", 100.0, (1.0, 1000.0), "time constant of the slow presynaptic trace"),
         Parameter("tau_y_slow_ms", 100.0, (1.0, 1000.0), "time constant of the slow postsynaptic trace"),
     ),

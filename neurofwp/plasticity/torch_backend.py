@@ -126,7 +126,7 @@ def simulate(
     if clock:
         if not dt_ms > 0:
             raise OutOfRangeError(f"dt_ms must be > 0, got {dt_ms}")
-        shortest = min(float(values[t.tau].min()) for t in rule.traces)
+        shortest = min(float(values[t.tau].detach().min()) for t in rule.traces)
         if dt_ms >= shortest:
             raise OutOfRangeError(f"dt_ms = {dt_ms} must be smaller than every trace time constant ({shortest:g} ms)")
         _check_linear_drift(rule, values)
