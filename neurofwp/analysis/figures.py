@@ -22,13 +22,18 @@ def _save(fig, folder: Path, stem: str) -> list[Path]:
     paths = [folder / f"{stem}.png", folder / f"{stem}.svg"]
     fig.tight_layout()
     for path in paths:
-        fig.savefig(path, dpi=150)
+        fig.savefig(path, dpi=150, bbox_inches="tight")
     plt.close(fig)
     return paths
 
 
+# The biological reference in black; the artificial rules in distinct colour-blind-safe hues.
+COLOURS = {"stdp": "#0173b2", "delta": "#de8f05", "stdp-modulated": "#029e73", "triplet": "#222222",
+           "stdp-nearest": "#cc78bc", "triplet-nearest": "#949494"}
+
+
 def _palette(rules):
-    return dict(zip([LABELS[r] for r in rules], sns.color_palette("colorblind", len(rules))))
+    return {LABELS.get(r, r): COLOURS.get(r, "#56b4e9") for r in rules}
 
 
 def window(result: xr.Dataset, folder: Path) -> list[Path]:
@@ -81,7 +86,8 @@ def model_vs_data(result: xr.Dataset, folder: Path) -> list[Path]:
         low, high = min(ax.get_xlim()[0], ax.get_ylim()[0]), max(ax.get_xlim()[1], ax.get_ylim()[1])
         ax.plot([low, high], [low, high], color="0.6", lw=0.8, ls="--")
         ax.set(xlabel="measured weight change (%)", ylabel="fitted model (%)")
-    grid.figure.suptitle("model vs data, per protocol", y=1.02)
+    grid.figure.suptitle("model vs data, per protocol")
+    sns.move_legend(grid, "upper left", bbox_to_anchor=(1.0, 0.9), frameon=False, title=None)
     return _save(grid.figure, folder, "model_vs_data")
 
 
