@@ -9,7 +9,7 @@ The objective is Pfister & Gerstner's (2006) error
 (plain mean squared error in percent² where the data have no SEM), minimised over the
 free parameters within bounds by L-BFGS-B from several random starts. The torch backend
 supplies exact gradients (autograd, float64); the brian2 backend can run in the loop
-instead, with forward-difference gradients whose ``n + 1`` parameter sets are simulated
+instead, with central-difference gradients whose ``2n + 1`` parameter sets are simulated
 side by side in one Brian2 network, to confirm an optimum.
 """
 
@@ -103,16 +103,19 @@ class _Problem:
             error = (((model - torch.as_tensor(self.data)) / torch.as_tensor(self.scale)) ** 2).mean()
             (gradient,) = torch.autograd.grad(error, leaves)
             return float(error.detach()), gradient.numpy()
-        # brian2 in the loop: the point and n forward-difference neighbours side by side in one run
-        step = 1e-6
-        points = np.repeat(unit[None, :], len(unit) + 1, axis=0)
-        for i in range(len(unit)):
-            points[i + 1, i] += step if unit[i] + step <= 1 else -step
-        columns = {n: self.low[i] + self.span[i] * points[:, i] for i, n in enumerate(self.free)}
+        # brian2 in the loop: the point and its 2n central-difference neighbours side by side in one run
+        step = 1e-5
+        n = len(unit)
+        upper = np.minimum(unit + step, 1.0)
+        lower = np.maximum(unit - step, 0.0)
+        points = np.repeat(unit[None, :], 2 * n + 1, axis=0)
+        for i in range(n):
+            points[1 + i, i] = upper[i]
+            points[1 + n + i, i] = lower[i]
+        columns = {name: self.low[i] + self.span[i] * points[:, i] for i, name in enumerate(self.free)}
         weights = brian2_backend.simulate(self.rule, self.protocols, {**self.fixed, **columns}, dt_ms=self.dt_ms)
         errors = self._error_of_weights(weights).mean(axis=0)
-        signs = np.where(unit + step <= 1, 1.0, -1.0)
-        return float(errors[0]), (errors[1:] - errors[0]) / (step * signs)
+        return float(errors[0]), (errors[1 : 1 + n] - errors[1 + n :]) / (upper - lower)
 
     def error_at(self, unit: np.ndarray) -> float:
         values = self.values(unit)
