@@ -12,11 +12,12 @@ repeat_hz       repetition frequency (> 0): repetition r starts at ``r · 1000 /
 n_repeats       number of repetitions (integer >= 1)
 dw_percent      optional: measured weight change, percent (0 = no change)
 sem_percent     optional: its standard error of the mean, percent (> 0)
+mod_times_ms    optional: neuromodulator pulses within one repetition (third factor), ms
 ==============  ==========================================================================
 
 The weight starts at 1 with no bounds and ``dw_percent = 100 · (w_end − 1)``. A
 repetition's spikes must fit inside one period (else the repetitions overlap).
-Simultaneous pre and post spikes are allowed: the pre spike is processed first.
+Simultaneous events are processed in the order modulator pulse, pre spike, post spike.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ import numpy as np
 from neurofwp.errors import NeurofwpError
 
 REQUIRED = ("protocol", "pre_times_ms", "post_times_ms", "repeat_hz", "n_repeats")
-OPTIONAL = ("dw_percent", "sem_percent")
+OPTIONAL = ("dw_percent", "sem_percent", "mod_times_ms")
+PRE, POST, MODULATOR = 0, 1, 2
+_ORDER = {MODULATOR: 0, PRE: 1, POST: 2}  # at equal times
 
 
 class ProtocolError(NeurofwpError, ValueError):
@@ -51,6 +54,7 @@ class Protocol:
     n_repeats: int
     dw_percent: float | None = None
     sem_percent: float | None = None
+    mod_times_ms: tuple[float, ...] = ()
     metadata: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -60,7 +64,7 @@ class Protocol:
     @property
     def duration_ms(self) -> float:
         """Time of the last spike (ms); the simulation's end is set by the backend."""
-        last = max((*self.pre_times_ms, *self.post_times_ms), default=0.0)
+        last = max((*self.pre_times_ms, *self.post_times_ms, *self.mod_times_ms), default=0.0)
         return (self.n_repeats - 1) * self.period_ms + last
 
     def spike_trains(self) -> tuple[np.ndarray, np.ndarray]:
@@ -70,13 +74,20 @@ class Protocol:
         post = (offsets[:, None] + np.asarray(self.post_times_ms, dtype=float)[None, :]).ravel()
         return np.sort(pre), np.sort(post)
 
+    def modulator_train(self) -> np.ndarray:
+        """All neuromodulator pulse times (ms), sorted (empty without a third factor)."""
+        offsets = np.arange(self.n_repeats) * self.period_ms
+        return np.sort((offsets[:, None] + np.asarray(self.mod_times_ms, dtype=float)[None, :]).ravel())
+
     def events(self) -> tuple[np.ndarray, np.ndarray]:
-        """Merged spike times (ms) and kinds (0 = pre, 1 = post), pre first at equal times."""
+        """Merged event times (ms) and kinds (PRE, POST, MODULATOR); at equal times modulator, pre, post."""
         pre, post = self.spike_trains()
-        times = np.concatenate([pre, post])
-        kinds = np.concatenate([np.zeros(len(pre), dtype=np.int64), np.ones(len(post), dtype=np.int64)])
-        order = np.lexsort((kinds, times))
-        return times[order], kinds[order]
+        mod = self.modulator_train()
+        times = np.concatenate([pre, post, mod])
+        kinds = np.concatenate([np.full(len(pre), PRE), np.full(len(post), POST), np.full(len(mod), MODULATOR)])
+        priority = np.vectorize(_ORDER.get)(kinds) if len(kinds) else kinds
+        order = np.lexsort((priority, times))
+        return times[order], kinds[order].astype(np.int64)
 
 
 def _times(text: str, where: str) -> tuple[float, ...]:
@@ -127,6 +138,7 @@ def make_protocol(
     dw_percent: float | None = None,
     sem_percent: float | None = None,
     where: str | None = None,
+    mod_times_ms=(),
 ) -> Protocol:
     """Build and check a protocol from Python values (the CSV loader goes through here too)."""
     where = where or f"protocol {name!r}"
@@ -136,11 +148,12 @@ def make_protocol(
 
     pre = _times(as_text(pre_times_ms), f"{where}, column pre_times_ms")
     post = _times(as_text(post_times_ms), f"{where}, column post_times_ms")
+    mod = _times(as_text(mod_times_ms), f"{where}, column mod_times_ms")
     hz = _number(str(repeat_hz), f"{where}, column repeat_hz", positive=True)
     repeats = _number(str(n_repeats), f"{where}, column n_repeats", integer=True)
     if not pre and not post:
         raise ProtocolError(f"{where}: no spikes (pre_times_ms and post_times_ms are both empty)")
-    times = (*pre, *post)
+    times = (*pre, *post, *mod)
     period = 1000.0 / hz
     if repeats > 1 and max(times) >= period:
         raise ProtocolError(
@@ -148,7 +161,7 @@ def make_protocol(
         )
     if sem_percent is not None and sem_percent <= 0:
         raise ProtocolError(f"{where}, column sem_percent: must be > 0, got {sem_percent}")
-    return Protocol(str(name), pre, post, hz, repeats, dw_percent, sem_percent)
+    return Protocol(str(name), pre, post, hz, repeats, dw_percent, sem_percent, mod)
 
 
 def read_csv(source: str | os.PathLike | io.TextIOBase) -> list[Protocol]:
@@ -193,5 +206,5 @@ def read_csv(source: str | os.PathLike | io.TextIOBase) -> list[Protocol]:
         dw = _number(row.get("dw_percent", ""), f"{where}, column dw_percent", optional=True)
         sem = _number(row.get("sem_percent", ""), f"{where}, column sem_percent", optional=True)
         protocols.append(make_protocol(name, row["pre_times_ms"], row["post_times_ms"], row["repeat_hz"],
-                                       row["n_repeats"], dw, sem, where=where))
+                                       row["n_repeats"], dw, sem, where=where, mod_times_ms=row.get("mod_times_ms", "")))
     return protocols

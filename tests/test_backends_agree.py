@@ -29,7 +29,15 @@ ADVERSARIAL = [
     make_protocol("burst triplets", [0, 10], [5, 15, 17], 20, 10),
     make_protocol("post only", [], [0, 7], 10, 4),
     make_protocol("pre only", [0, 3], [], 10, 4),
+    make_protocol("neuromodulator pulses", [10], [15], 4, 6, mod_times_ms=[0, 15]),
 ]
+
+
+def test_three_factor_rule_with_modulator_pulses():
+    protocols = [make_protocol("pulse then pair", [10], [20], 2, 5, mod_times_ms=[0]),
+                 make_protocol("pulse at the pre spike", [10], [20], 2, 5, mod_times_ms=[10]),
+                 make_protocol("no pulse", [10], [20], 2, 5)]
+    assert_agree("stdp-modulated", protocols, {"g": 3.0, "c": -2.0, "a": 0.5})
 
 
 @pytest.mark.parametrize("rule", list(RULES))

@@ -72,6 +72,18 @@ def test_modulated_rule_reduces_to_pair_stdp():
     assert np.allclose(boosted[0] - 1, (pair[0] - 1) / 2, rtol=1e-3)  # at 0.1 Hz the slow traces have vanished
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_neuromodulator_sets_the_learning_rate(backend):
+    """Three-factor rule: a pulse 20 ms before the post spike sets β = σ(g·e^{-20/τ_mod} + c)."""
+    protocol = [make_protocol("one", [10], [20], 1, 1, mod_times_ms=[0])]
+    w = plasticity.simulate("stdp-modulated", protocol, {"g": 3.0, "c": -2.0}, backend=backend)[0, 0]
+    beta = 1 / (1 + math.exp(-(3.0 * math.exp(-20 / 200) - 2.0)))
+    assert w - 1 == pytest.approx(0.01 * beta * math.exp(-10 / 16.8), rel=1e-12)
+    without = plasticity.simulate("stdp-modulated", [make_protocol("none", [10], [20], 1, 1)], {"g": 3.0, "c": -2.0},
+                                  backend=backend)[0, 0]
+    assert without - 1 == pytest.approx(0.01 * (1 / (1 + math.exp(2.0))) * math.exp(-10 / 16.8), rel=1e-12)
+
+
 def test_delta_rule_euler_converges_to_the_exact_solution():
     """One presynaptic spike (x jumps to 1, decays with τ) and no post spike: dw/dt = −η w x²/τ gives
     w(∞) = exp(−η/2) exactly; the forward-Euler result approaches it at first order in dt."""

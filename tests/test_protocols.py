@@ -73,6 +73,14 @@ def test_missing_file_and_binary_file(tmp_path):
         read_csv(binary)
 
 
+def test_modulator_column_and_event_order():
+    (p,) = load("protocol,pre_times_ms,post_times_ms,repeat_hz,n_repeats,mod_times_ms\nm,0,0,1,2,0;5\n")
+    assert p.mod_times_ms == (0.0, 5.0)
+    times, kinds = p.events()
+    assert list(kinds[:4]) == [2, 0, 1, 2]  # at t = 0: modulator, pre, post; then the pulse at 5 ms
+    assert list(times[:4]) == [0, 0, 0, 5]
+
+
 def test_comments_and_optional_columns():
     (p,) = load("# source\nprotocol,pre_times_ms,post_times_ms,repeat_hz,n_repeats\nonly,0,10,1,60\n")
     assert p.dw_percent is None and p.sem_percent is None and p.n_repeats == 60

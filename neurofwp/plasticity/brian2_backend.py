@@ -33,14 +33,25 @@ TAIL_TAUS = 50.0
 
 
 def model_equations(rule: Rule) -> str:
-    """The ``Synapses`` model string of ``rule``."""
+    """The ``Synapses`` model string of ``rule``.
+
+    Modulator traces are written by a second ``Synapses`` object (from the modulator
+    pulses onto these synapses), so they are clock-driven, integrated exactly.
+    """
     kind = "clock-driven" if rule.clock_driven else "event-driven"
     lines = [f"dw/dt = {rule.drift} : 1 (clock-driven)" if rule.clock_driven else "w : 1"]
     for p in rule.parameters:
         lines.append(f"{p.symbol} : {'second' if p.is_time else '1'} (constant)")
     for trace in rule.traces:
-        lines.append(f"d{trace.name}/dt = -{trace.name} / {trace.tau} : 1 ({kind})")
+        trace_kind = "clock-driven" if trace.source == "modulator" else kind
+        lines.append(f"d{trace.name}/dt = -{trace.name} / {trace.tau} : 1 ({trace_kind})")
     return "\n".join(lines)
+
+
+def modulator_code(rule: Rule) -> str:
+    """Statements run on a neuromodulator pulse (on the target synapses' modulator traces)."""
+    return "\n".join(f"{t.name}_post = 1" if t.reset else f"{t.name}_post += 1"
+                     for t in rule.traces if t.source == "modulator")
 
 
 def pathway_code(rule: Rule, side: str, w_max: str | None = None) -> str:
@@ -59,7 +70,7 @@ def _grid_step_ms(protocols: Sequence[Protocol]) -> float:
     """Largest multiple of 0.1 ms that divides every spike time."""
     divisor = 0
     for protocol in protocols:
-        for train in protocol.spike_trains():
+        for train in (*protocol.spike_trains(), protocol.modulator_train()):
             ticks = np.rint(train / GRID_MS)
             if np.any(np.abs(ticks * GRID_MS - train) > 1e-6):
                 raise ProtocolError(f"protocol {protocol.name!r}: spike times must be multiples of {GRID_MS} ms for Brian2")
@@ -94,16 +105,19 @@ def simulate(
         step_ms = _grid_step_ms(protocols)
 
     n_protocols, count = len(protocols), len(protocols) * size
-    pre_idx, pre_t, post_idx, post_t, last_ms = [], [], [], [], 0.0
+    pre_idx, pre_t, post_idx, post_t, mod_idx, mod_t, last_ms = [], [], [], [], [], [], 0.0
     for row, protocol in enumerate(protocols):
         pre, post = protocol.spike_trains()
-        last_ms = max(last_ms, float(max(pre.max(initial=0), post.max(initial=0))))
+        mod = protocol.modulator_train()
+        last_ms = max(last_ms, float(max(pre.max(initial=0), post.max(initial=0), mod.max(initial=0))))
         for column in range(size):
             neuron = row * size + column
             pre_idx.extend([neuron] * len(pre))
             pre_t.extend(pre)
             post_idx.extend([neuron] * len(post))
             post_t.extend(post)
+            mod_idx.extend([neuron] * len(mod))
+            mod_t.extend(mod)
     if rule.clock_driven:
         longest = max(float(values[t.tau].max()) for t in rule.traces)
         duration_ms = last_ms + TAIL_TAUS * longest
@@ -114,10 +128,11 @@ def simulate(
     clock = b2.Clock(dt=step_ms * b2.ms)
     pre_group = b2.SpikeGeneratorGroup(count, np.asarray(pre_idx, dtype=int), np.asarray(pre_t) * b2.ms, dt=step_ms * b2.ms)
     post_group = b2.SpikeGeneratorGroup(count, np.asarray(post_idx, dtype=int), np.asarray(post_t) * b2.ms, dt=step_ms * b2.ms)
+    modulated = any(t.source == "modulator" for t in rule.traces)
+    method = "euler" if rule.clock_driven else ("exact" if modulated else None)
     synapses = b2.Synapses(
         pre_group, post_group, model=model_equations(rule),
-        on_pre=pathway_code(rule, "pre"), on_post=pathway_code(rule, "post"),
-        method="euler" if rule.clock_driven else None, clock=clock,
+        on_pre=pathway_code(rule, "pre"), on_post=pathway_code(rule, "post"), method=method, clock=clock,
     )  # fmt: skip
     synapses.connect(j="i")
     synapses.pre.order = 0  # pre before post at equal times
@@ -127,5 +142,12 @@ def simulate(
         per_synapse = np.tile(np.broadcast_to(values[p.symbol], (size,)), n_protocols)
         setattr(synapses, p.symbol, per_synapse * (b2.ms if p.is_time else 1))
     network.add(pre_group, post_group, synapses)
+    if modulated:
+        modulator = b2.SpikeGeneratorGroup(count, np.asarray(mod_idx, dtype=int), np.asarray(mod_t) * b2.ms,
+                                           dt=step_ms * b2.ms)
+        delivery = b2.Synapses(modulator, synapses, on_pre=modulator_code(rule), clock=clock)
+        delivery.connect(j="i")
+        delivery.pre.order = -1  # a pulse reaches the synapse before a simultaneous spike
+        network.add(modulator, delivery)
     network.run(duration_ms * b2.ms, report=report, namespace={})
     return np.asarray(synapses.w[:]).reshape(n_protocols, size)

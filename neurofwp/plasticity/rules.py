@@ -48,11 +48,11 @@ class Parameter:
 
 @dataclass(frozen=True)
 class Trace:
-    """A synaptic trace ``d tr/dt = -tr / tau``, bumped by ``source`` spikes (``+= 1``, or ``= 1`` when ``reset``)."""
+    """A synaptic trace ``d tr/dt = -tr / tau``, bumped by ``source`` events (``+= 1``, or ``= 1`` when ``reset``)."""
 
     name: str
     tau: str  # parameter symbol of the time constant
-    source: str  # "pre" or "post"
+    source: str  # "pre", "post" or "modulator" (a neuromodulator pulse, the third factor)
     reset: bool = False
 
 
@@ -178,7 +178,8 @@ DELTA = Rule(
 
 MODULATED = Rule(
     name="stdp-modulated",
-    summary="pair STDP with a dynamic learning rate beta = sigmoid(a·y_slow + b·x_slow + c) scaling both amplitudes",
+    summary="pair STDP with a dynamic learning rate beta = sigmoid(a·y_slow + b·x_slow + g·m + c) scaling both "
+    "amplitudes; m is the trace of neuromodulator pulses (a three-factor rule when g != 0)",
     parameters=(
         *_pair_parameters(),
         Parameter("a", 0.0, (-5.0, 5.0), "weight of the slow postsynaptic trace in beta"),
@@ -186,14 +187,17 @@ MODULATED = Rule(
         Parameter("c", 0.0, (-10.0, 10.0), "bias of beta"),
         Parameter("tau_x_slow_ms", 100.0, (1.0, 1000.0), "time constant of the slow presynaptic trace"),
         Parameter("tau_y_slow_ms", 100.0, (1.0, 1000.0), "time constant of the slow postsynaptic trace"),
+        Parameter("g", 0.0, (-10.0, 10.0), "weight of the neuromodulator trace m in beta (third factor)"),
+        Parameter("tau_mod_ms", 200.0, (1.0, 1000.0), "time constant of the neuromodulator trace m"),
     ),
     traces=(
         Trace("x", "tau_plus", "pre"),
         Trace("y", "tau_minus", "post"),
         Trace("x_slow", "tau_x_slow", "pre"),
         Trace("y_slow", "tau_y_slow", "post"),
+        Trace("m", "tau_mod", "modulator"),
     ),
-    helpers=(("beta", "1 / (1 + exp(-(a * y_slow + b * x_slow + c)))"),),
+    helpers=(("beta", "1 / (1 + exp(-(a * y_slow + b * x_slow + g * m + c)))"),),
     on_pre="-beta * A_minus * y",
     on_post="beta * A_plus * x",
     reference="the spiking counterpart of the fast-weight learned learning rate (Schlag et al. 2021)",

@@ -4,7 +4,8 @@ Event-driven: the cost is per spike, not per time step. Between spikes the trace
 exactly, :math:`tr \leftarrow tr\,e^{-\Delta t/\tau}`; at a spike the rule's ``on_pre`` or
 ``on_post`` expression is evaluated on the traces (before the spike's own increment),
 added to ``w``, and the spiking side's traces are incremented (or reset to 1 for the
-nearest-spike variants). Simultaneous pre and post spikes: pre first.
+nearest-spike variants); a neuromodulator pulse only bumps the modulator traces.
+Simultaneous events: modulator, then pre, then post.
 
 Clock-driven rules (a ``drift`` :math:`dw/dt`, the ``delta`` rule) are integrated with the
 scheme Brian2 uses for them, forward Euler on a grid of ``dt_ms``: per step
@@ -27,9 +28,9 @@ import torch
 from neurofwp.errors import NonFiniteError, OutOfRangeError, ShapeError
 from neurofwp.plasticity.expressions import evaluate
 from neurofwp.plasticity.rules import Rule, check_parameter_value, get_rule
-from neurofwp.protocols import Protocol, ProtocolError
+from neurofwp.protocols import MODULATOR, POST, PRE, Protocol, ProtocolError
 
-PRE, POST, NONE = 0, 1, 2
+NONE = 3
 WINDOW = 2048
 NEGLIGIBLE = 1e-17
 
@@ -161,13 +162,13 @@ def _spike(rule: Rule, values, weight, traces, kind):
     namespace = {**values, **traces, "w": weight}
     for name, expression in rule.helpers:
         namespace[name] = evaluate(expression, namespace)
-    is_pre, is_post = kind == PRE, kind == POST
+    is_pre, is_post, is_modulator = kind == PRE, kind == POST, kind == MODULATOR
     change = torch.where(is_pre, torch.as_tensor(evaluate(rule.on_pre, namespace), dtype=weight.dtype), 0.0)
     change = change + torch.where(is_post, torch.as_tensor(evaluate(rule.on_post, namespace), dtype=weight.dtype), 0.0)
     weight = weight + change
     updated = {}
     for trace in rule.traces:
-        fired = is_pre if trace.source == "pre" else is_post
+        fired = {"pre": is_pre, "post": is_post, "modulator": is_modulator}[trace.source]
         bumped = torch.ones_like(traces[trace.name]) if trace.reset else traces[trace.name] + 1.0
         updated[trace.name] = torch.where(fired, bumped, traces[trace.name])
     return weight, updated
