@@ -25,10 +25,11 @@ def plain_brian2(duration_s: float, seed: int) -> float:
 
     b2.seed(seed)
     np.random.seed(seed)
-    N, taum, taupre, taupost, Ee, vt, vr, El, taue = 1000, 10 * ms, 20 * ms, 20 * ms, 0 * mV, -54 * mV, -60 * mV, -74 * mV, 5 * ms
+    # The names below are read by Brian2 from this namespace when it parses the equations.
+    N, taum, taupre, taupost, Ee, vt, vr, El, taue = 1000, 10 * ms, 20 * ms, 20 * ms, 0 * mV, -54 * mV, -60 * mV, -74 * mV, 5 * ms  # noqa: F841
     F, gmax = 15 * Hz, 0.01
     dApre = 0.01 * gmax
-    dApost = -dApre * taupre / taupost * 1.05
+    dApost = -dApre * taupre / taupost * 1.05  # noqa: F841
     clock = b2.Clock(dt=0.1 * ms)
     inputs = PoissonGroup(N, rates=F, clock=clock)
     neurons = NeuronGroup(1, "dv/dt = (ge * (Ee-v) + El - v) / taum : volt\ndge/dt = -ge / taue : 1",

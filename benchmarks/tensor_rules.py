@@ -149,12 +149,12 @@ def main() -> None:
                         print(f"{steps:>6} {rule:>8} {mode:>10} {kind:>8} {'skipped: O(T D^2) autograd memory':>30}")
                         continue
                     if kind == "fwd":
-                        def fn():
+                        def fn(rule=rule, mode=mode, tensors=tensors):
                             with torch.no_grad():
                                 run_rule(rule, mode, *tensors)
                         work = flops(rule, mode, steps)
                     else:
-                        def fn():
+                        def fn(rule=rule, mode=mode, tensors=tensors):
                             forward_backward(rule, mode, tensors)
                         work = 3 * flops(rule, mode, steps)
                     seconds = timeit(fn, device, args.repeats if mode == "chunk" else min(args.repeats, 2))

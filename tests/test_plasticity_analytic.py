@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from neurofwp import data, plasticity
 from neurofwp.errors import NonFiniteError, OutOfRangeError, UnknownNameError

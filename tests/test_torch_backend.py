@@ -13,6 +13,7 @@ SMALL = [
     make_protocol("pair+", [0], [8], 20, 6),
     make_protocol("pair-", [8], [0], 20, 6),
     make_protocol("burst", [0, 12], [5, 9], 10, 4),
+    make_protocol("modulated pair", [4], [9], 10, 4, mod_times_ms=[0]),
 ]
 
 
@@ -23,7 +24,7 @@ def nudged_defaults(rule):
         value = p.default if p.default != 0 else 0.3 * (p.bounds[1] if p.bounds[1] < 1 else 0.01)
         values[p.name] = value
     if rule.name == "stdp-modulated":
-        values.update(a=0.5, b=-0.3, c=0.2)
+        values.update(a=0.5, b=-0.3, c=0.2, g=1.0)
     return values
 
 
