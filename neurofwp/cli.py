@@ -199,6 +199,41 @@ def compare(out_dir: str, starts: int, seed: int, progress: bool) -> None:
     click.echo(f"saved {folder / 'comparison.nc'}, {html_path}, {md_path} and {len(drawn)} figures (PNG, SVG) in {folder}")
 
 
+@main.command(name="fit-recording")
+@click.argument("source")
+@click.option("--unit", default=None, help="NWB: id of the unit to predict (default: the first)")
+@click.option("--bin-ms", default=2.0, show_default=True)
+@click.option("--lags", default=16, show_default=True, help="bins of input history")
+@click.option("--likelihood", type=click.Choice(["poisson", "bernoulli"]), default="poisson", show_default=True)
+@click.option("--steps", default=300, show_default=True, help="Adam steps per model")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results", show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def fit_recording_command(source, unit, bin_ms, lags, likelihood, steps, seed, out_dir, progress) -> None:
+    """Predict a recorded neuron's spikes (SOURCE: .nwb, .npz, or grasshopper1/grasshopper2) with an LN model,
+    a Hebbian and a delta-rule fast-weight model; report held-out bits per spike."""
+    from pathlib import Path
+
+    from neurofwp import recordings
+    from neurofwp.io import check_writable, save_netcdf
+
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    check_writable(folder / "recording_fit.nc")
+    recording = recordings.load(source, unit)
+    result = recordings.fit_recording(recording, bin_ms=bin_ms, lags=lags, likelihood=likelihood, steps=steps,
+                                      seed=seed, show_progress=progress)
+    save_netcdf(result, folder / "recording_fit.nc")
+    drawn = recordings.figure(result, str(folder / "recording_fit"))
+    click.echo(f"{recording.source}: {len(recording.spike_times_s)} spikes in {recording.duration_s:g} s, "
+               f"{bin_ms:g} ms bins, {lags} lags, {likelihood} likelihood, held out after "
+               f"{result.attrs['test_start_s']:g} s")
+    for model in result.model.values:
+        click.echo(f"  {model:<12} held-out {float(result.bits_per_spike.sel(model=model)):7.3f} bits/spike"
+                   f"   (training {float(result.train_bits_per_spike.sel(model=model)):.3f})")
+    click.echo(f"saved {folder / 'recording_fit.nc'}, {', '.join(drawn)}")
+
+
 def _seconds(text: str) -> float:
     text = text.strip().lower()
     scale = 1.0
