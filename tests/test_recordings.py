@@ -8,7 +8,7 @@ from neurofwp.cli import main
 from neurofwp.recordings import Recording, RecordingError
 
 
-def ln_neuron(duration_s=60.0, seed=0, rate_hz=20.0):
+def ln_neuron(duration_s=40.0, seed=0, rate_hz=25.0):
     """A Poisson LN neuron driven by a white-noise stimulus through a known filter (1 ms bins)."""
     rng = np.random.default_rng(seed)
     n = int(duration_s * 1000)

@@ -110,18 +110,19 @@ def _scan(
     else:
         batch, heads = state.shape[:2]
         flat_state = state.flatten(0, 1)
-        # Heads and batch merged once: each chunk's operands are views [B·H, ...].
-        u_flat, k_end_flat = u.flatten(0, 1), k_end_t.flatten(0, 1)
-        w_flat = None if w is None else w.flatten(0, 1)
-        gamma_end = None if geometry.gamma is None else geometry.gamma_end.flatten(0, 1)
+        # Heads and batch merged once, then one view per chunk: [B·H, ...] operands without per-step indexing.
+        u_steps = u.flatten(0, 1).unbind(1)
+        k_steps = k_end_t.flatten(0, 1).unbind(1)
+        w_steps = (None,) * len(u_steps) if w is None else w.flatten(0, 1).unbind(1)
+        gamma_steps = (None,) * len(u_steps) if geometry.gamma is None else geometry.gamma_end.flatten(0, 1).unbind(1)
         collected, deltas = [], []
-        for n in range(q.shape[2]):
+        for u_n, w_n, k_n, gamma_n in zip(u_steps, w_steps, k_steps, gamma_steps):
             collected.append(flat_state)
-            delta = u_flat[:, n] if w_flat is None else torch.baddbmm(u_flat[:, n], w_flat[:, n], flat_state, alpha=-1.0)
+            delta = u_n if w_n is None else torch.baddbmm(u_n, w_n, flat_state, alpha=-1.0)
             deltas.append(delta)
-            if gamma_end is not None:
-                flat_state = flat_state * gamma_end[:, n]
-            flat_state = torch.baddbmm(flat_state, k_end_flat[:, n], delta)
+            if gamma_n is not None:
+                flat_state = flat_state * gamma_n
+            flat_state = torch.baddbmm(flat_state, k_n, delta)
         state = flat_state.unflatten(0, (batch, heads))
         starts = torch.stack(collected, dim=1).unflatten(0, (batch, heads))
         written = u if w is None else torch.stack(deltas, dim=1).unflatten(0, (batch, heads))

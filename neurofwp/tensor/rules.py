@@ -76,12 +76,13 @@ def hebbian_rule(
     Returns:
         ``(o, final_state)`` with ``o`` of shape ``[B, T, H, Dv]``.
     """
-    batch, steps, heads, d_key, d_value = check.check_qkv(q, k, v)
+    batch, steps, heads, d_key, d_value = check.check_qkv(q, k, v, finite=False)
     mode = check.check_mode(mode)
     chunk_size = check.check_chunk_size(chunk_size)
     scale = check.check_scale(scale)
     if decay is not None:
         check.check_per_step("decay", decay, q, 0.0, 1.0, low_open=True)
+    inputs = {"q": q, "k": k, "v": v}
     width = d_value + 1 if normalize else d_value
     note = " (normalize=True carries the normaliser as a last column)" if normalize else ""
     state = _initial(initial_state, q, (batch, heads, d_key, width), note)
@@ -96,6 +97,7 @@ def hebbian_rule(
         out, state = _recurrent.hebbian_recurrent(q, k, v, decay, state)
     else:
         out, state = _chunk.hebbian_chunk(q, k, v, decay, state, chunk_size)
+    check.check_result((out, state), inputs)
 
     if normalize:
         out = out[..., :d_value] / (out[..., d_value:] + eps)
@@ -131,11 +133,12 @@ def delta_rule(
 
     Arguments and return value as :func:`hebbian_rule`; the state is ``[B, H, Dk, Dv]``.
     """
-    batch, steps, heads, d_key, d_value = check.check_qkv(q, k, v)
+    batch, steps, heads, d_key, d_value = check.check_qkv(q, k, v, finite=False)
     mode = check.check_mode(mode)
     chunk_size = check.check_chunk_size(chunk_size)
     scale = check.check_scale(scale)
     check.check_per_step("beta", beta, q, 0.0, 2.0)
+    inputs = {"q": q, "k": k, "v": v}
     if decay is not None:
         check.check_per_step("decay", decay, q, 0.0, 1.0, low_open=True)
     state = _initial(initial_state, q, (batch, heads, d_key, d_value))
@@ -148,6 +151,7 @@ def delta_rule(
         out, state = _recurrent.delta_recurrent(q, k, v, beta, decay, state)
     else:
         out, state = _chunk.delta_chunk(q, k, v, beta, decay, state, chunk_size)
+    check.check_result((out, state), inputs)
     return out, (state if output_final_state else None)
 
 
