@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -32,14 +33,24 @@ GRID_MS = 0.1
 TAIL_TAUS = 50.0
 
 
-def model_equations(rule: Rule) -> str:
+def model_equations(rule: Rule, summed_on_post: bool = False) -> str:
     """The ``Synapses`` model string of ``rule``.
 
     Modulator traces are written by a second ``Synapses`` object (from the modulator
-    pulses onto these synapses), so they are clock-driven, integrated exactly.
+    pulses onto these synapses), so they are clock-driven, integrated exactly. The rule's
+    postsynaptic sums are synaptic subexpressions (one synapse per neuron, as in a
+    protocol), or with ``summed_on_post`` Brian2 ``(summed)`` variables of the target group,
+    which must then declare them (``prediction : Hz``).
     """
     kind = "clock-driven" if rule.clock_driven else "event-driven"
-    lines = [f"dw/dt = {rule.drift} : 1 (clock-driven)" if rule.clock_driven else "w : 1"]
+    drift = rule.drift
+    if summed_on_post and drift:
+        for name, _expression, _unit in rule.summed:
+            drift = re.sub(rf"\b{name}\b", f"{name}_post", drift)
+    lines = [f"dw/dt = {drift} : 1 (clock-driven)" if rule.clock_driven else "w : 1"]
+    for name, expression, unit in rule.summed:
+        lines.append(f"{name}_post = {expression} : {unit} (summed)" if summed_on_post
+                     else f"{name} = {expression} : {unit}")
     for p in rule.parameters:
         lines.append(f"{p.symbol} : {'second' if p.is_time else '1'} (constant)")
     for trace in rule.traces:

@@ -71,6 +71,10 @@ class Rule:
     on_post: str
     drift: str | None = None
     helpers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    # Postsynaptic sums: (name, per-synapse expression, Brian2 unit). In a network the name
+    # stands for the sum over all synapses onto the postsynaptic neuron; in a protocol (one
+    # synapse per neuron) for the synapse's own term.
+    summed: tuple[tuple[str, str, str], ...] = field(default_factory=tuple)
     reference: str = ""
 
     @property
@@ -164,7 +168,8 @@ def _triplet(name: str, nearest: bool) -> Rule:
 
 DELTA = Rule(
     name="delta",
-    summary="spiking delta rule: dw/dt = eta·(S_post(t) − w·x/tau_plus)·x, the synapse predicts the post rate w·x/tau_plus",
+    summary="spiking delta rule: dw/dt = eta·(S_post(t) − prediction)·x, prediction = Σ w·x/tau_plus of the "
+    "postsynaptic neuron's synapses (the synapse's own w·x/tau_plus in a protocol)",
     parameters=(
         Parameter("eta", 0.05, (0.0, 10.0), "learning rate (the beta of the tensor delta rule)"),
         Parameter("tau_plus_ms", 16.8, (1.0, 200.0), "time constant of the presynaptic trace x (the key)"),
@@ -172,7 +177,8 @@ DELTA = Rule(
     traces=(Trace("x", "tau_plus", "pre"),),
     on_pre="0",
     on_post="eta * x",  # ∫ eta · Σδ(t − t_post) · x dt: a jump of eta·x at every post spike
-    drift="-eta * w * x**2 / tau_plus",  # the prediction term, −eta · (w x / tau_plus) · x
+    drift="-eta * prediction * x",  # the prediction term of the error, −eta · prediction · x
+    summed=(("prediction", "w * x / tau_plus", "Hz"),),
     reference="Widrow & Hoff (1960); Schlag, Irie & Schmidhuber (2021) for the fast-weight delta rule",
 )
 

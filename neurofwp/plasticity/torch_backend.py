@@ -91,12 +91,19 @@ def event_table(protocols: Sequence[Protocol], dt_ms: float | None = None):
     return times, kinds
 
 
+def with_sums(rule: Rule, namespace: dict) -> dict:
+    """Add the rule's postsynaptic sums; a protocol has one synapse per neuron, so each is its own term."""
+    for name, expression, _unit in rule.summed:
+        namespace[name] = evaluate(expression, namespace)
+    return namespace
+
+
 def _check_linear_drift(rule: Rule, namespace: dict) -> None:
     probe = {k: v for k, v in namespace.items()}
     for name in (t.name for t in rule.traces):
         probe[name] = torch.tensor(0.7, dtype=torch.float64)
-    one = evaluate(rule.drift, {**probe, "w": torch.tensor(1.0, dtype=torch.float64)})
-    two = evaluate(rule.drift, {**probe, "w": torch.tensor(2.0, dtype=torch.float64)})
+    one = evaluate(rule.drift, with_sums(rule, {**probe, "w": torch.tensor(1.0, dtype=torch.float64)}))
+    two = evaluate(rule.drift, with_sums(rule, {**probe, "w": torch.tensor(2.0, dtype=torch.float64)}))
     if not torch.allclose(torch.as_tensor(two), 2 * torch.as_tensor(one)):
         raise ValueError(f"rule {rule.name!r}: the torch backend needs a drift linear in w, got {rule.drift!r}")
 
@@ -159,7 +166,7 @@ def simulate(
 
 
 def _spike(rule: Rule, values, weight, traces, kind):
-    namespace = {**values, **traces, "w": weight}
+    namespace = with_sums(rule, {**values, **traces, "w": weight})
     for name, expression in rule.helpers:
         namespace[name] = evaluate(expression, namespace)
     is_pre, is_post, is_modulator = kind == PRE, kind == POST, kind == MODULATOR
@@ -188,7 +195,7 @@ def _advance_clock(rule: Rule, values, weight, traces, ratios, steps, dt_ms):
             powers[name] = ratios[name][..., None] ** j  # [1, M, W]
             namespace[name] = tr[..., None] * powers[name]
         namespace["w"] = 1.0
-        rate = torch.as_tensor(evaluate(rule.drift, namespace), dtype=weight.dtype)
+        rate = torch.as_tensor(evaluate(rule.drift, with_sums(rule, namespace)), dtype=weight.dtype)
         log_factor = log_factor + torch.where(active, torch.log1p(dt_ms * rate), 0.0).sum(-1)
         start += WINDOW
         remaining = max(float((tr.detach().abs() * ratios[n].detach() ** start).max()) for n, tr in traces.items())
