@@ -22,3 +22,5 @@ def test_spiking_delta_readout_learns_what_the_tensor_delta_rule_learns():
     assert prediction_error("tensor-delta") < 1e-6  # the tensor rule solves W^T r_p = rho_p exactly
     assert prediction_error("spiking") < prediction_error("expected") + 0.15
     assert result.weight.attrs["units"] == "1" and result.key_rate.attrs["units"] == "Hz"
+    # the LIF readouts fire at the teacher's rates (averaged over the equally often shown patterns)
+    assert np.allclose(result.readout_rate.values, targets.mean(axis=0), rtol=0.05)

@@ -49,7 +49,17 @@ class DeltaReadoutConfig:
     present_ms: float = 500.0  # 25 trace time constants: the traces settle early in each presentation
     eta: float = 0.002
     tau_ms: float = 20.0
+    tau_m_ms: float = 10.0  # readout membrane time constant
+    refractory_ms: float = 2.0
     dt_ms: float = 0.5
+
+
+def teacher_current(rate_hz: np.ndarray, tau_m_ms: float, refractory_ms: float) -> np.ndarray:
+    """Constant input (threshold 1) that makes ``tau_m dv/dt = I - v`` fire at ``rate_hz`` (reset 0)."""
+    interval_ms = 1000.0 / np.asarray(rate_hz) - refractory_ms
+    if np.any(interval_ms <= 0):
+        raise ValueError("target rates must stay below 1 / refractory period")
+    return 1.0 / (1.0 - np.exp(-interval_ms / tau_m_ms))
 
 
 def patterns(config: DeltaReadoutConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -92,11 +102,17 @@ def simulate(duration_s: float = 60.0, *, seed: int = 0, config: DeltaReadoutCon
     n_slots = int(np.ceil(duration_s * 1000 / config.present_ms))
     order = np.arange(n_slots) % config.n_patterns
     input_rates = b2.TimedArray(keys[order] * b2.Hz, dt=config.present_ms * b2.ms)
-    teacher = b2.TimedArray(values[order] * b2.Hz, dt=config.present_ms * b2.ms)
+    current = teacher_current(values[order], config.tau_m_ms, config.refractory_ms)
+    teacher = b2.TimedArray(current, dt=config.present_ms * b2.ms)
     inputs = b2.NeuronGroup(config.n_inputs, "", threshold="rand() < input_rates(t, i) * dt",
                             clock=clock, namespace={"input_rates": input_rates})
-    readout = b2.NeuronGroup(config.n_outputs, "prediction : Hz", threshold="rand() < teacher(t, i) * dt",
-                             clock=clock, namespace={"teacher": teacher})
+    readout = b2.NeuronGroup(
+        config.n_outputs,
+        """dv/dt = (teacher(t, i) - v) / tau_m : 1 (unless refractory)
+           prediction : Hz""",
+        threshold="v > 1", reset="v = 0", refractory=config.refractory_ms * b2.ms, method="exact",
+        clock=clock, namespace={"teacher": teacher, "tau_m": config.tau_m_ms * b2.ms},
+    )
     synapses = b2.Synapses(inputs, readout, model=model_equations(rule, summed_on_post=True),
                            on_pre=pathway_code(rule, "pre"), on_post=pathway_code(rule, "post"),
                            method="euler", clock=clock)
@@ -104,8 +120,10 @@ def simulate(duration_s: float = 60.0, *, seed: int = 0, config: DeltaReadoutCon
     synapses.eta = config.eta
     synapses.tau_plus = config.tau_ms * b2.ms
     synapses.w = 0.0
-    network = b2.Network(inputs, readout, synapses)
+    spikes = b2.SpikeMonitor(readout)
+    network = b2.Network(inputs, readout, synapses, spikes)
     network.run(duration_s * b2.second)
+    fired = np.bincount(np.asarray(spikes.i[:]), minlength=config.n_outputs) / duration_s
     learned = np.zeros((config.n_inputs, config.n_outputs))
     learned[np.asarray(synapses.i[:]), np.asarray(synapses.j[:])] = np.asarray(synapses.w[:])
     expected = expected_fixed_point(keys, values, config.tau_ms)
@@ -116,6 +134,7 @@ def simulate(duration_s: float = 60.0, *, seed: int = 0, config: DeltaReadoutCon
             "weight": (("source", "input", "output"), weights, {"units": "1"}),
             "key_rate": (("pattern", "input"), keys, {"units": "Hz"}),
             "value_rate": (("pattern", "output"), values, {"units": "Hz"}),
+            "readout_rate": ("output", fired, {"units": "Hz", "long_name": "mean readout rate under the teacher"}),
             "predicted_rate": (("source", "pattern", "output"), np.einsum("sio,pi->spo", weights, keys),
                                {"units": "Hz", "long_name": "readout prediction W^T r_p"}),
         },
