@@ -41,8 +41,10 @@ def main() -> None:
         brian2_backend.simulate("triplet", data.protocols("sjostrom2001"))  # compile once
         brian = timed(starts=1, backend="brian2")
         print(f"  brian2 in the loop, 1 start: {brian[0]:7.2f} s, {brian[1]:4d} evaluations, E = {brian[2]:.6f}")
-        print(f"  torch is {brian[0] / one[0]:.0f}x faster per fit (target >= 50x); |E difference| = "
-              f"{abs(brian[2] - one[2]):.2e} (target <= 1e-3)")
+        print(
+            f"  torch is {brian[0] / one[0]:.0f}x faster per fit (target >= 50x); |E difference| = "
+            f"{abs(brian[2] - one[2]):.2e} (target <= 1e-3)"
+        )
 
 
 if __name__ == "__main__":

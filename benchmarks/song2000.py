@@ -26,21 +26,41 @@ def plain_brian2(duration_s: float, seed: int) -> float:
     b2.seed(seed)
     np.random.seed(seed)
     # The names below are read by Brian2 from this namespace when it parses the equations.
-    N, taum, taupre, taupost, Ee, vt, vr, El, taue = 1000, 10 * ms, 20 * ms, 20 * ms, 0 * mV, -54 * mV, -60 * mV, -74 * mV, 5 * ms  # noqa: F841
+    N, taum, taupre, taupost, Ee, vt, vr, El, taue = (
+        1000,
+        10 * ms,
+        20 * ms,
+        20 * ms,
+        0 * mV,
+        -54 * mV,
+        -60 * mV,
+        -74 * mV,
+        5 * ms,
+    )  # noqa: F841
     F, gmax = 15 * Hz, 0.01
     dApre = 0.01 * gmax
     dApost = -dApre * taupre / taupost * 1.05  # noqa: F841
     clock = b2.Clock(dt=0.1 * ms)
     inputs = PoissonGroup(N, rates=F, clock=clock)
-    neurons = NeuronGroup(1, "dv/dt = (ge * (Ee-v) + El - v) / taum : volt\ndge/dt = -ge / taue : 1",
-                          threshold="v>vt", reset="v = vr", method="euler", clock=clock)
+    neurons = NeuronGroup(
+        1,
+        "dv/dt = (ge * (Ee-v) + El - v) / taum : volt\ndge/dt = -ge / taue : 1",
+        threshold="v>vt",
+        reset="v = vr",
+        method="euler",
+        clock=clock,
+    )
     neurons.v = vr
-    S = Synapses(inputs, neurons,
-                 """w : 1
+    S = Synapses(
+        inputs,
+        neurons,
+        """w : 1
                     dApre/dt = -Apre / taupre : 1 (event-driven)
                     dApost/dt = -Apost / taupost : 1 (event-driven)""",
-                 on_pre="ge += w\nApre += dApre\nw = clip(w + Apost, 0, gmax)",
-                 on_post="Apost += dApost\nw = clip(w + Apre, 0, gmax)", clock=clock)
+        on_pre="ge += w\nApre += dApre\nw = clip(w + Apost, 0, gmax)",
+        on_post="Apost += dApost\nw = clip(w + Apre, 0, gmax)",
+        clock=clock,
+    )
     S.connect()
     S.w = "rand() * gmax"
     weights = StateMonitor(S, "w", record=True, dt=1 * second)
@@ -67,8 +87,11 @@ def throughput(sets: int) -> None:
 
     protocols = data.protocols("sjostrom2001")
     rng = np.random.default_rng(0)
-    params = {"A3_plus": rng.uniform(0, 1e-2, sets), "A2_minus": rng.uniform(0, 1e-2, sets),
-              "tau_y_ms": rng.uniform(20, 200, sets)}
+    params = {
+        "A3_plus": rng.uniform(0, 1e-2, sets),
+        "A2_minus": rng.uniform(0, 1e-2, sets),
+        "tau_y_ms": rng.uniform(20, 200, sets),
+    }
     tensors = {k: torch.as_tensor(v) for k, v in params.items()}
     torch_backend.simulate("triplet", protocols, tensors)  # warm-up
     start = time.perf_counter()

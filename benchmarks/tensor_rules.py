@@ -130,8 +130,10 @@ def main() -> None:
     device, lengths = args.device, [int(x) for x in args.lengths.split(",")]
     torch.manual_seed(0)
 
-    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, float32, "
-          f"(B, H, D) = ({B}, {H}, {D}), chunk {CHUNK}")
+    print(
+        f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, float32, "
+        f"(B, H, D) = ({B}, {H}, {D}), chunk {CHUNK}"
+    )
     rate = matmul_rate(device, args.repeats)
     print(f"dense matmul 2048x2048: {rate:.1f} GFLOP/s\n")
     fla = None if args.no_peers else load_fla()
@@ -149,19 +151,25 @@ def main() -> None:
                         print(f"{steps:>6} {rule:>8} {mode:>10} {kind:>8} {'skipped: O(T D^2) autograd memory':>30}")
                         continue
                     if kind == "fwd":
+
                         def fn(rule=rule, mode=mode, tensors=tensors):
                             with torch.no_grad():
                                 run_rule(rule, mode, *tensors)
+
                         work = flops(rule, mode, steps)
                     else:
+
                         def fn(rule=rule, mode=mode, tensors=tensors):
                             forward_backward(rule, mode, tensors)
+
                         work = 3 * flops(rule, mode, steps)
                     seconds = timeit(fn, device, args.repeats if mode == "chunk" else min(args.repeats, 2))
                     gflops = work / seconds / 1e9
                     summary[(steps, rule, mode, kind)] = seconds
-                    print(f"{steps:>6} {rule:>8} {mode:>10} {kind:>8} {seconds * 1e3:>10.1f} {gflops:>8.1f} "
-                          f"{100 * gflops / rate:>8.1f}%")
+                    print(
+                        f"{steps:>6} {rule:>8} {mode:>10} {kind:>8} {seconds * 1e3:>10.1f} {gflops:>8.1f} "
+                        f"{100 * gflops / rate:>8.1f}%"
+                    )
         if fla is not None:
             for name, (seconds, agree) in fla_peers(fla, *tensors, device, args.repeats, steps).items():
                 summary[(steps, name)] = seconds
@@ -221,11 +229,17 @@ def headline(fla, device: str, rate: float, rounds: int = 10) -> None:
     mine = statistics.median(ours_times)
     gflops = flops("delta", "chunk", 8192) / mine / 1e9
     print(f"T = 8192, delta rule, chunk mode, forward, {rounds} interleaved rounds (medians):")
-    print(f"  {mine * 1e3:.1f} ms, {gflops:.1f} GFLOP/s = {100 * statistics.median(ratios['matmul']):.0f}% of the "
-          f"matmul rate ({statistics.median(matmul_rates):.0f} GFLOP/s) (target >= 30%)")
+    print(
+        f"  {mine * 1e3:.1f} ms, {gflops:.1f} GFLOP/s = {100 * statistics.median(ratios['matmul']):.0f}% of the "
+        f"matmul rate ({statistics.median(matmul_rates):.0f} GFLOP/s) (target >= 30%)"
+    )
     if fla is not None:
-        print(f"  {statistics.median(ratios['fla chunkwise']):.2f}x faster than fla's chunkwise reference (target >= 2x)")
-        print(f"  {statistics.median(ratios['fla recurrence']):.1f}x faster than fla's recurrent reference (target >= 10x)")
+        print(
+            f"  {statistics.median(ratios['fla chunkwise']):.2f}x faster than fla's chunkwise reference (target >= 2x)"
+        )
+        print(
+            f"  {statistics.median(ratios['fla recurrence']):.1f}x faster than fla's recurrent reference (target >= 10x)"
+        )
 
 
 if __name__ == "__main__":

@@ -1,2 +1,3 @@
 """neurofwp: fast weight programmers and synaptic plasticity."""
+
 __version__ = "0.1.0"

@@ -38,8 +38,13 @@ def _int_list(text: str) -> list[int]:
 
 
 @main.command()
-@click.option("--pairs", "pairs_text", default="8,16,32,48,64,96,128,192,256", show_default=True,
-              help="numbers of stored key/value pairs S (list a,b,c or range start:stop:step)")
+@click.option(
+    "--pairs",
+    "pairs_text",
+    default="8,16,32,48,64,96,128,192,256",
+    show_default=True,
+    help="numbers of stored key/value pairs S (list a,b,c or range start:stop:step)",
+)
 @click.option("--d-key", default=64, show_default=True, help="raw key size D (the fast weights are D × D for identity)")
 @click.option("--seeds", default=3, show_default=True, help="independent draws averaged")
 @click.option("--seed", default=0, show_default=True, help="first seed")
@@ -57,7 +62,7 @@ def demo(pairs_text: str, d_key: int, seeds: int, seed: int, out: str | None, pr
     )
     mean = curve.mean("seed")
     columns = [(r, m) for r in curve.rule.values for m in curve.feature_map.values]
-    d_fast = dict(zip(curve.feature_map.values, curve.d_fast.values))
+    d_fast = dict(zip(curve.feature_map.values, curve.d_fast.values, strict=True))
     click.echo(f"relative retrieval error E(S) = sum|S^T phi(k_i) - v_i|^2 / sum|v_i|^2, mean over {seeds} seeds")
     click.echo("(0 = perfect recall, 1 = none; Dk = fast-weight key size)")
     header = "S".rjust(6) + "".join(f"{r}/{m} (Dk={d_fast[m]})".rjust(26) for r, m in columns)
@@ -149,11 +154,22 @@ def fit_command(rule, data_csv, free, fixes, bound_items, backend, starts, seed,
         bounds[name.strip()] = (low, high)
     if out is not None:
         check_writable(out)
-    result = fitting.fit(rule, _protocols(data_csv), free=list(free) or None, fixed=_parameters(fixes),
-                         bounds=bounds, backend=backend, starts=starts, seed=seed, show_progress=progress)
+    result = fitting.fit(
+        rule,
+        _protocols(data_csv),
+        free=list(free) or None,
+        fixed=_parameters(fixes),
+        bounds=bounds,
+        backend=backend,
+        starts=starts,
+        seed=seed,
+        show_progress=progress,
+    )
     attrs = result.attrs
-    click.echo(f"rule {attrs['rule']} ({backend}), {starts} start(s), seed {seed}, "
-               f"{attrs['evaluations']} evaluations, {attrs['fit_seconds']:.1f} s")
+    click.echo(
+        f"rule {attrs['rule']} ({backend}), {starts} start(s), seed {seed}, "
+        f"{attrs['evaluations']} evaluations, {attrs['fit_seconds']:.1f} s"
+    )
     for name in attrs["free"].split():
         low, high = attrs[f"bounds_{name}"]
         click.echo(f"  {name:<14} = {attrs['param_' + name]:<12.6g} free, bounds [{low:g}, {high:g}]")
@@ -195,8 +211,12 @@ def compare(out_dir: str, starts: int, seed: int, progress: bool) -> None:
     datasets = list(result.dataset.values)
     click.echo(f"{'fit error E':<34}" + "".join(f"{d:>16}" for d in datasets))
     for rule in result.rule.values:
-        click.echo(f"{LABELS[rule]:<34}" + "".join(f"{float(result.E.sel(rule=rule, dataset=d)):>16.4g}" for d in datasets))
-    click.echo(f"saved {folder / 'comparison.nc'}, {html_path}, {md_path} and {len(drawn)} figures (PNG, SVG) in {folder}")
+        click.echo(
+            f"{LABELS[rule]:<34}" + "".join(f"{float(result.E.sel(rule=rule, dataset=d)):>16.4g}" for d in datasets)
+        )
+    click.echo(
+        f"saved {folder / 'comparison.nc'}, {html_path}, {md_path} and {len(drawn)} figures (PNG, SVG) in {folder}"
+    )
 
 
 @main.command(name="fit-recording")
@@ -221,16 +241,21 @@ def fit_recording_command(source, unit, bin_ms, lags, likelihood, steps, seed, o
     folder.mkdir(parents=True, exist_ok=True)
     check_writable(folder / "recording_fit.nc")
     recording = recordings.load(source, unit)
-    result = recordings.fit_recording(recording, bin_ms=bin_ms, lags=lags, likelihood=likelihood, steps=steps,
-                                      seed=seed, show_progress=progress)
+    result = recordings.fit_recording(
+        recording, bin_ms=bin_ms, lags=lags, likelihood=likelihood, steps=steps, seed=seed, show_progress=progress
+    )
     save_netcdf(result, folder / "recording_fit.nc")
     drawn = recordings.figure(result, str(folder / "recording_fit"))
-    click.echo(f"{recording.source}: {len(recording.spike_times_s)} spikes in {recording.duration_s:g} s, "
-               f"{bin_ms:g} ms bins, {lags} lags, {likelihood} likelihood, held out after "
-               f"{result.attrs['test_start_s']:g} s")
+    click.echo(
+        f"{recording.source}: {len(recording.spike_times_s)} spikes in {recording.duration_s:g} s, "
+        f"{bin_ms:g} ms bins, {lags} lags, {likelihood} likelihood, held out after "
+        f"{result.attrs['test_start_s']:g} s"
+    )
     for model in result.model.values:
-        click.echo(f"  {model:<12} held-out {float(result.bits_per_spike.sel(model=model)):7.3f} bits/spike"
-                   f"   (training {float(result.train_bits_per_spike.sel(model=model)):.3f})")
+        click.echo(
+            f"  {model:<12} held-out {float(result.bits_per_spike.sel(model=model)):7.3f} bits/spike"
+            f"   (training {float(result.train_bits_per_spike.sel(model=model)):.3f})"
+        )
     click.echo(f"saved {folder / 'recording_fit.nc'}, {', '.join(drawn)}")
 
 
@@ -251,8 +276,14 @@ def _seconds(text: str) -> float:
 @click.argument("network", type=click.Choice(["song2000"]))
 @click.option("--duration", default="100s", show_default=True, help="simulated time, e.g. 100s or 500ms")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results", show_default=True,
-              help="folder for NETWORK.nc and the figure")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default="results",
+    show_default=True,
+    help="folder for NETWORK.nc and the figure",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def simulate(network: str, duration: str, seed: int, out_dir: str, progress: bool) -> None:
     """Simulate a plastic spiking network (song2000: 1000 Poisson inputs, STDP, one LIF neuron)."""
@@ -268,9 +299,11 @@ def simulate(network: str, duration: str, seed: int, out_dir: str, progress: boo
     save_netcdf(result, target)
     figures = song2000.figure(result, str(Path(out_dir) / network))
     bimodal = song2000.bimodality(result.final_weight.values)
-    click.echo(f"{network}: {result.attrs['duration_s']:g} s "
-               f"simulated, final output rate {float(result.rate[-1]):.1f} Hz, "
-               f"{100 * bimodal:.0f}% of weights within 20% of a bound")
+    click.echo(
+        f"{network}: {result.attrs['duration_s']:g} s "
+        f"simulated, final output rate {float(result.rate[-1]):.1f} Hz, "
+        f"{100 * bimodal:.0f}% of weights within 20% of a bound"
+    )
     click.echo(f"saved {target}, {', '.join(figures)}")
 
 

@@ -86,7 +86,7 @@ class _Problem:
         self.evaluations = 0
 
     def values(self, unit: np.ndarray) -> dict[str, float]:
-        return {**self.fixed, **dict(zip(self.free, self.low + self.span * unit))}
+        return {**self.fixed, **dict(zip(self.free, self.low + self.span * unit, strict=True))}
 
     def _error_of_weights(self, weights):
         model = 100.0 * (weights - 1.0)
@@ -156,7 +156,9 @@ def fit(
     if isinstance(starts, bool) or not isinstance(starts, int) or starts < 1:
         raise OutOfRangeError(f"starts must be an int >= 1, got {starts!r}")
     fixed = {name: check_parameter_value(rule.parameter(name), value) for name, value in (fixed or {}).items()}
-    free = [n for n in (free if free is not None else DEFAULT_FREE[rule.name]) if n not in fixed or free is not None]
+    if free is None:  # the rule's defaults, minus whatever the caller fixes
+        free = [name for name in DEFAULT_FREE[rule.name] if name not in fixed]
+    free = list(free)
     for name in free:
         rule.parameter(name)
         if name in fixed:
@@ -184,17 +186,33 @@ def fit(
     seconds = time.perf_counter() - began
 
     values = best.parameters
-    weights = (torch_backend.simulate(rule, problem.protocols, values, dt_ms=dt_ms).numpy() if backend == "torch"
-               else brian2_backend.simulate(rule, problem.protocols, values, dt_ms=dt_ms))[:, 0]
+    weights = (
+        torch_backend.simulate(rule, problem.protocols, values, dt_ms=dt_ms).numpy()
+        if backend == "torch"
+        else brian2_backend.simulate(rule, problem.protocols, values, dt_ms=dt_ms)
+    )[:, 0]
     result = to_dataset(problem.protocols)
-    result["dw_percent_model"] = ("protocol", 100.0 * (weights - 1.0),
-                                  {"units": "percent", "long_name": f"weight change predicted by the fitted {rule.name}"})
+    result["dw_percent_model"] = (
+        "protocol",
+        100.0 * (weights - 1.0),
+        {"units": "percent", "long_name": f"weight change predicted by the fitted {rule.name}"},
+    )
     attrs = {
-        "rule": rule.name, "backend": backend, "seed": seed, "starts": starts, "E": best.error,
-        "E_definition": ("mean(((dw_percent - dw_percent_model) / sem_percent)^2)" if problem.has_sem
-                         else "mean((dw_percent - dw_percent_model)^2), percent^2 (the data have no SEM)"),
-        "evaluations": problem.evaluations, "fit_seconds": seconds, "free": " ".join(free),
-        "fixed": " ".join(sorted(held)), "neurofwp_version": neurofwp.__version__,
+        "rule": rule.name,
+        "backend": backend,
+        "seed": seed,
+        "starts": starts,
+        "E": best.error,
+        "E_definition": (
+            "mean(((dw_percent - dw_percent_model) / sem_percent)^2)"
+            if problem.has_sem
+            else "mean((dw_percent - dw_percent_model)^2), percent^2 (the data have no SEM)"
+        ),
+        "evaluations": problem.evaluations,
+        "fit_seconds": seconds,
+        "free": " ".join(free),
+        "fixed": " ".join(sorted(held)),
+        "neurofwp_version": neurofwp.__version__,
     }
     if rule.clock_driven:
         attrs["dt_ms"] = dt_ms

@@ -99,7 +99,9 @@ def _times(text: str, where: str) -> tuple[float, ...]:
         try:
             value = float(part)
         except ValueError:
-            raise ProtocolError(f"{where}: {part.strip()!r} is not a number (spike times are ';'-separated ms)") from None
+            raise ProtocolError(
+                f"{where}: {part.strip()!r} is not a number (spike times are ';'-separated ms)"
+            ) from None
         if not math.isfinite(value) or value < 0:
             raise ProtocolError(f"{where}: spike time {part.strip()} must be a finite number >= 0 ms")
         values.append(value)
@@ -179,8 +181,11 @@ def read_csv(source: str | os.PathLike | io.TextIOBase) -> list[Protocol]:
             raise ProtocolError(f"{label}: not a text (UTF-8) CSV file") from None
     if "\x00" in text:
         raise ProtocolError(f"{label}: not a text CSV file (contains NUL bytes)")
-    lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1)
-             if line.strip() and not line.lstrip().startswith("#")]
+    lines = [
+        (number, line)
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     if not lines:
         raise ProtocolError(f"{label}: empty (no header and no rows)")
     header_line, header = lines[0][0], next(csv.reader([lines[0][1]]))
@@ -196,7 +201,7 @@ def read_csv(source: str | os.PathLike | io.TextIOBase) -> list[Protocol]:
         where = f"{label}, line {number}"
         if len(cells) != len(header):
             raise ProtocolError(f"{where}: {len(cells)} fields, the header has {len(header)}")
-        row = dict(zip(header, cells))
+        row = dict(zip(header, cells, strict=True))
         name = row["protocol"].strip()
         if not name:
             raise ProtocolError(f"{where}, column protocol: empty name")
@@ -205,6 +210,17 @@ def read_csv(source: str | os.PathLike | io.TextIOBase) -> list[Protocol]:
         names.add(name)
         dw = _number(row.get("dw_percent", ""), f"{where}, column dw_percent", optional=True)
         sem = _number(row.get("sem_percent", ""), f"{where}, column sem_percent", optional=True)
-        protocols.append(make_protocol(name, row["pre_times_ms"], row["post_times_ms"], row["repeat_hz"],
-                                       row["n_repeats"], dw, sem, where=where, mod_times_ms=row.get("mod_times_ms", "")))
+        protocols.append(
+            make_protocol(
+                name,
+                row["pre_times_ms"],
+                row["post_times_ms"],
+                row["repeat_hz"],
+                row["n_repeats"],
+                dw,
+                sem,
+                where=where,
+                mod_times_ms=row.get("mod_times_ms", ""),
+            )
+        )
     return protocols

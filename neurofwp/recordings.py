@@ -121,10 +121,14 @@ def load_npz(path: str | os.PathLike) -> Recording:
             if key not in archive:
                 raise RecordingError(f"{path}: missing array {key!r}; has {sorted(archive.files)}")
         inputs = {k.split("__", 1)[1]: archive[k] for k in archive.files if k.startswith("input_spike_times_s__")}
-        return Recording(archive["spike_times_s"], float(archive["duration_s"]),
-                         archive["stimulus"] if "stimulus" in archive else None,
-                         float(archive["stimulus_rate_hz"]) if "stimulus_rate_hz" in archive else None,
-                         inputs, source=str(path))
+        return Recording(
+            archive["spike_times_s"],
+            float(archive["duration_s"]),
+            archive["stimulus"] if "stimulus" in archive else None,
+            float(archive["stimulus_rate_hz"]) if "stimulus_rate_hz" in archive else None,
+            inputs,
+            source=str(path),
+        )
 
 
 def load_nwb(path: str | os.PathLike, unit: int | str | None = None) -> Recording:
@@ -186,7 +190,7 @@ def design(recording: Recording, bin_ms: float, lags: int) -> tuple[np.ndarray, 
         channels.append(np.histogram(times, bins=edges)[0].astype(float))
         first_lag.append(1)
     features = []
-    for signal, start in zip(channels, first_lag):
+    for signal, start in zip(channels, first_lag, strict=True):
         signal = (signal - signal.mean()) / (signal.std() + 1e-12)
         for lag in range(start, start + lags):
             features.append(np.concatenate([np.zeros(lag), signal[: n_bins - lag]]))
@@ -205,8 +209,16 @@ class RecordingModel(torch.nn.Module):
         self.fast = None
         if kind != "ln":
             rule = "hebbian" if kind == "hebbian-fwp" else "delta"
-            self.fast = FastWeightLayer(n_features, num_heads=heads, head_dim=head_dim, rule=rule,
-                                        feature_map="elu+1", learned_beta=True, gated=True, normalize=rule == "hebbian")
+            self.fast = FastWeightLayer(
+                n_features,
+                num_heads=heads,
+                head_dim=head_dim,
+                rule=rule,
+                feature_map="elu+1",
+                learned_beta=True,
+                gated=True,
+                normalize=rule == "hebbian",
+            )
             self.readout = torch.nn.Linear(n_features, 1, bias=False)
             torch.nn.init.zeros_(self.readout.weight)  # start as the LN model
 
@@ -303,9 +315,17 @@ def fit_recording(
             "spike_count": ("time", counts, {"units": "1", "long_name": f"spikes per {bin_ms:g} ms bin"}),
         },
         coords={"model": list(models), "time": ("time", times, {"units": "s"})},
-        attrs={"source": recording.source, "bin_ms": bin_ms, "lags": lags, "likelihood": likelihood,
-               "train_fraction": train_fraction, "test_start_s": float(split * bin_ms / 1000.0), "steps": steps,
-               "seed": seed, "neurofwp_version": neurofwp.__version__},
+        attrs={
+            "source": recording.source,
+            "bin_ms": bin_ms,
+            "lags": lags,
+            "likelihood": likelihood,
+            "train_fraction": train_fraction,
+            "test_start_s": float(split * bin_ms / 1000.0),
+            "steps": steps,
+            "seed": seed,
+            "neurofwp_version": neurofwp.__version__,
+        },
     )
 
 

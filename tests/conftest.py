@@ -17,8 +17,11 @@ def generator():
     return torch.Generator().manual_seed(1234)
 
 
-def make_inputs(batch, steps, heads, d_key, d_value, dtype, generator, *, decay=False, initial_state=False, normalize_extra=0):
+def make_inputs(
+    batch, steps, heads, d_key, d_value, dtype, generator, *, decay=False, initial_state=False, normalize_extra=0
+):
     """Random inputs with L2-normalised keys (the delta rule is a contraction along each key)."""
+
     def randn(*shape):
         return torch.randn(*shape, generator=generator, dtype=torch.float64).to(dtype)
 
@@ -28,7 +31,9 @@ def make_inputs(batch, steps, heads, d_key, d_value, dtype, generator, *, decay=
     beta = torch.rand(batch, steps, heads, generator=generator, dtype=torch.float64).to(dtype)
     inputs = {"q": q, "k": k, "v": v, "beta": beta}
     if decay:
-        inputs["decay"] = (0.8 + 0.2 * torch.rand(batch, steps, heads, generator=generator, dtype=torch.float64)).to(dtype)
+        inputs["decay"] = (0.8 + 0.2 * torch.rand(batch, steps, heads, generator=generator, dtype=torch.float64)).to(
+            dtype
+        )
     if initial_state:
         inputs["initial_state"] = randn(batch, heads, d_key, d_value + normalize_extra)
     return inputs

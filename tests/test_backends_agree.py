@@ -17,7 +17,9 @@ def assert_agree(rule, protocols, parameters=None, **options):
     difference = np.abs(brian - torch_)
     # relative 1e-6 on the weight change, or 1e-9 absolute where the change is ~0
     ok = (difference <= 1e-6 * change) | (difference <= 1e-9)
-    assert ok.all(), f"{rule}: worst difference {difference.max():.3e} at {np.unravel_index(difference.argmax(), difference.shape)}"
+    assert ok.all(), (
+        f"{rule}: worst difference {difference.max():.3e} at {np.unravel_index(difference.argmax(), difference.shape)}"
+    )
 
 
 ADVERSARIAL = [
@@ -34,9 +36,11 @@ ADVERSARIAL = [
 
 
 def test_three_factor_rule_with_modulator_pulses():
-    protocols = [make_protocol("pulse then pair", [10], [20], 2, 5, mod_times_ms=[0]),
-                 make_protocol("pulse at the pre spike", [10], [20], 2, 5, mod_times_ms=[10]),
-                 make_protocol("no pulse", [10], [20], 2, 5)]
+    protocols = [
+        make_protocol("pulse then pair", [10], [20], 2, 5, mod_times_ms=[0]),
+        make_protocol("pulse at the pre spike", [10], [20], 2, 5, mod_times_ms=[10]),
+        make_protocol("no pulse", [10], [20], 2, 5),
+    ]
     assert_agree("stdp-modulated", protocols, {"g": 3.0, "c": -2.0, "a": 0.5})
 
 

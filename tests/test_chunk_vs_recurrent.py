@@ -16,8 +16,13 @@ CASES = [
 
 
 def run(rule, mode, inputs, chunk_size, normalize=False):
-    common = dict(mode=mode, chunk_size=chunk_size, decay=inputs.get("decay"),
-                  initial_state=inputs.get("initial_state"), output_final_state=True)
+    common = dict(
+        mode=mode,
+        chunk_size=chunk_size,
+        decay=inputs.get("decay"),
+        initial_state=inputs.get("initial_state"),
+        output_final_state=True,
+    )
     if rule == "delta":
         return delta_rule(inputs["q"], inputs["k"], inputs["v"], inputs["beta"], **common)
     return hebbian_rule(inputs["q"], inputs["k"], inputs["v"], normalize=normalize, **common)
@@ -35,17 +40,23 @@ def loss_and_grads(rule, mode, inputs, chunk_size, weights, normalize=False):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("decay", [False, True], ids=["plain", "decay"])
-@pytest.mark.parametrize("rule,normalize", [("delta", False), ("hebbian", False), ("hebbian", True)],
-                         ids=["delta", "hebbian", "hebbian-normalized"])
+@pytest.mark.parametrize(
+    "rule,normalize",
+    [("delta", False), ("hebbian", False), ("hebbian", True)],
+    ids=["delta", "hebbian", "hebbian-normalized"],
+)
 @pytest.mark.parametrize("B,T,H,Dk,Dv,C", CASES)
 def test_chunk_matches_recurrent_forward_and_gradients(B, T, H, Dk, Dv, C, rule, normalize, decay, dtype, generator):
-    inputs = make_inputs(B, T, H, Dk, Dv, dtype, generator, decay=decay, initial_state=True,
-                         normalize_extra=1 if normalize else 0)
+    inputs = make_inputs(
+        B, T, H, Dk, Dv, dtype, generator, decay=decay, initial_state=True, normalize_extra=1 if normalize else 0
+    )
     if normalize:  # positive features keep the normaliser away from zero
         inputs["q"], inputs["k"] = inputs["q"].abs(), inputs["k"].abs()
         inputs["initial_state"] = inputs["initial_state"].abs()
-    weights = {"out": torch.randn(B, T, H, Dv, generator=generator, dtype=torch.float64).to(dtype),
-               "state": torch.randn(B, H, Dk, Dv + 1, generator=generator, dtype=torch.float64).to(dtype)}
+    weights = {
+        "out": torch.randn(B, T, H, Dv, generator=generator, dtype=torch.float64).to(dtype),
+        "state": torch.randn(B, H, Dk, Dv + 1, generator=generator, dtype=torch.float64).to(dtype),
+    }
     ref_out, ref_state, ref_grads = loss_and_grads(rule, "recurrent", inputs, C, weights, normalize)
     out, state, grads = loss_and_grads(rule, "chunk", inputs, C, weights, normalize)
     tol = TOLERANCE[dtype]
@@ -62,8 +73,10 @@ def test_segmented_cpu_path_matches_recurrent(rule, decay, generator, monkeypatc
     """Long CPU sequences are processed in segments that carry the state; segment borders are exact."""
     monkeypatch.setattr(chunk, "CPU_SEGMENT_STEPS", 16)
     inputs = make_inputs(1, 75, 2, 8, 4, torch.float64, generator, decay=decay, initial_state=True)
-    weights = {"out": torch.randn(1, 75, 2, 4, dtype=torch.float64, generator=generator),
-               "state": torch.randn(1, 2, 8, 5, dtype=torch.float64, generator=generator)}
+    weights = {
+        "out": torch.randn(1, 75, 2, 4, dtype=torch.float64, generator=generator),
+        "state": torch.randn(1, 2, 8, 5, dtype=torch.float64, generator=generator),
+    }
     ref = loss_and_grads(rule, "recurrent", inputs, 8, weights)
     fast = loss_and_grads(rule, "chunk", inputs, 8, weights)
     assert chunk._segment_length(75, 8, torch.device("cpu")) == 16

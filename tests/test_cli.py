@@ -9,7 +9,9 @@ from neurofwp.cli import main
 
 def test_demo_prints_table_and_saves_netcdf(tmp_path):
     out = tmp_path / "capacity.nc"
-    result = CliRunner().invoke(main, ["demo", "--pairs", "8,64,128", "--seeds", "2", "--no-progress", "--out", str(out)])
+    result = CliRunner().invoke(
+        main, ["demo", "--pairs", "8,64,128", "--seeds", "2", "--no-progress", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert "hebbian/identity (Dk=64)" in result.output and "delta/dpfp (Dk=128)" in result.output
     lines = [line.split() for line in result.output.splitlines() if line.strip().split()[0].isdigit()]
@@ -24,10 +26,13 @@ def test_demo_prints_table_and_saves_netcdf(tmp_path):
 def test_demo_bad_output_folder_is_one_line_and_exit_2(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "neurofwp.cli", "demo", "--out", str(tmp_path / "missing" / "x.nc")],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"neurofwp: error: output folder {tmp_path / 'missing'} does not exist"]
+    assert result.stderr.strip().splitlines() == [
+        f"neurofwp: error: output folder {tmp_path / 'missing'} does not exist"
+    ]
     assert "Traceback" not in result.stderr
 
 
@@ -39,8 +44,9 @@ def test_demo_bad_pairs_is_usage_error():
 
 def test_predict_command_writes_dataset(tmp_path):
     out = tmp_path / "pred.nc"
-    result = CliRunner().invoke(main, ["predict", "triplet", "sjostrom2001", "--param", "A3_plus=6.5e-3",
-                                       "--out", str(out)])
+    result = CliRunner().invoke(
+        main, ["predict", "triplet", "sjostrom2001", "--param", "A3_plus=6.5e-3", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert "E = 0.4084" in result.output
     saved = xr.load_dataset(out)

@@ -40,7 +40,9 @@ def test_figures_and_report(comparison):
     page = (folder / "report.html").read_text()
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert len(images) == 5 and all(base64.b64decode(i)[:4] == b"\x89PNG" for i in images)
-    assert "<table>" in page and "triplet (biological reference)" in page and "http" not in page.replace("http-equiv", "")
+    assert (
+        "<table>" in page and "triplet (biological reference)" in page and "http" not in page.replace("http-equiv", "")
+    )
     markdown = (folder / "report.md").read_text()
     assert "| rule | bipoo1998 | sjostrom2001 |" in markdown and "![window](window.png)" in markdown
     assert "fit error E" in output

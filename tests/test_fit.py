@@ -37,8 +37,15 @@ def test_pair_rule_needs_seconds_long_time_constants():
     assert list(bounded.attrs["bounds_tau_plus_ms"]) == [1.0, 200.0]
     pinned = max(bounded.attrs["param_tau_plus_ms"], bounded.attrs["param_tau_minus_ms"])
     assert pinned == pytest.approx(200.0)  # the fit presses against the upper bound
-    wide = fit("stdp", SJOSTROM, free=free, bounds={"tau_plus_ms": (1, 50000), "tau_minus_ms": (1, 50000)},
-               starts=6, seed=0, show_progress=False)
+    wide = fit(
+        "stdp",
+        SJOSTROM,
+        free=free,
+        bounds={"tau_plus_ms": (1, 50000), "tau_minus_ms": (1, 50000)},
+        starts=6,
+        seed=0,
+        show_progress=False,
+    )
     assert wide.attrs["E"] == pytest.approx(2.6, abs=0.3)
     assert wide.attrs["E"] < bounded.attrs["E"]
     assert wide.attrs["param_tau_plus_ms"] > 1000 and wide.attrs["param_tau_minus_ms"] > 1000
@@ -70,8 +77,26 @@ def test_bad_fit_requests():
 
 def test_fit_command(tmp_path):
     out = tmp_path / "fit.nc"
-    args = ["fit", "triplet", "sjostrom2001", "--fix", "A2_plus=0", "--fix", "A3_minus=0", "--free", "A3_plus",
-            "--free", "A2_minus", "--free", "tau_y_ms", "--starts", "1", "--no-progress", "--out", str(out)]
+    args = [
+        "fit",
+        "triplet",
+        "sjostrom2001",
+        "--fix",
+        "A2_plus=0",
+        "--fix",
+        "A3_minus=0",
+        "--free",
+        "A3_plus",
+        "--free",
+        "A2_minus",
+        "--free",
+        "tau_y_ms",
+        "--starts",
+        "1",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "E = 0.3" in result.output and "bounds [1, 200]" in result.output

@@ -47,8 +47,9 @@ def test_layer_learns_an_associative_recall_task():
     """A one-layer delta FWP trained for a few hundred steps recalls the value stored under a queried key."""
     torch.manual_seed(0)
     n_keys, d = 6, 16
-    layer = FastWeightLayer(d, num_heads=1, head_dim=8, value_dim=8, rule="delta", feature_map="dpfp",
-                            feature_map_options={"nu": 2})
+    layer = FastWeightLayer(
+        d, num_heads=1, head_dim=8, value_dim=8, rule="delta", feature_map="dpfp", feature_map_options={"nu": 2}
+    )
     embed = torch.nn.Embedding(2 * n_keys, d)
     readout = torch.nn.Linear(d, n_keys)
     params = [*layer.parameters(), *embed.parameters(), *readout.parameters()]

@@ -56,8 +56,9 @@ def test_hebbian_interferes_beyond_key_dimension():
 
 def test_hebbian_crosstalk_matches_random_key_theory():
     """For random unit keys E[(k_i·k_j)²] = 1/Dk, so the sum rule's error is (S − 1)/Dk on average."""
-    curve = retrieval_curve([16, 64, 128], d_key=64, rules=["hebbian"], feature_maps_=["identity"],
-                            seeds=range(20), show_progress=False)
+    curve = retrieval_curve(
+        [16, 64, 128], d_key=64, rules=["hebbian"], feature_maps_=["identity"], seeds=range(20), show_progress=False
+    )
     measured = curve.sel(rule="hebbian", feature_map="identity").mean("seed")
     expected = (measured.n_pairs - 1) / 64
     assert (abs(measured - expected) / expected < 0.15).all()

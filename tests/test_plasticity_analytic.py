@@ -32,8 +32,15 @@ def test_simultaneous_spikes_process_pre_first(backend):
 
 def test_triplet_reproduces_pfister_gerstner_on_sjostrom():
     """Visual cortex, all-to-all, minimal model of Pfister & Gerstner (2006): E ≈ 0.41 on these data."""
-    params = {"A2_plus": 0.0, "A3_plus": 6.5e-3, "A2_minus": 7.1e-3, "A3_minus": 0.0,
-              "tau_plus_ms": 16.8, "tau_minus_ms": 33.7, "tau_y_ms": 114.0}
+    params = {
+        "A2_plus": 0.0,
+        "A3_plus": 6.5e-3,
+        "A2_minus": 7.1e-3,
+        "A3_minus": 0.0,
+        "tau_plus_ms": 16.8,
+        "tau_minus_ms": 33.7,
+        "tau_y_ms": 114.0,
+    }
     result = plasticity.predict("triplet", data.protocols("sjostrom2001"), params)
     assert result.attrs["E"] == pytest.approx(0.41, abs=0.02)
     # the frequency dependence that a pair rule lacks: LTP grows with frequency at +10 ms
@@ -78,8 +85,9 @@ def test_neuromodulator_sets_the_learning_rate(backend):
     w = plasticity.simulate("stdp-modulated", protocol, {"g": 3.0, "c": -2.0}, backend=backend)[0, 0]
     beta = 1 / (1 + math.exp(-(3.0 * math.exp(-20 / 200) - 2.0)))
     assert w - 1 == pytest.approx(0.01 * beta * math.exp(-10 / 16.8), rel=1e-12)
-    without = plasticity.simulate("stdp-modulated", [make_protocol("none", [10], [20], 1, 1)], {"g": 3.0, "c": -2.0},
-                                  backend=backend)[0, 0]
+    without = plasticity.simulate(
+        "stdp-modulated", [make_protocol("none", [10], [20], 1, 1)], {"g": 3.0, "c": -2.0}, backend=backend
+    )[0, 0]
     assert without - 1 == pytest.approx(0.01 * (1 / (1 + math.exp(2.0))) * math.exp(-10 / 16.8), rel=1e-12)
 
 

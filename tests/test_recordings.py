@@ -45,8 +45,9 @@ def test_ln_model_recovers_a_known_filter():
 def test_all_models_run_with_both_likelihoods():
     recording, _ = ln_neuron(duration_s=20.0, seed=1)
     for likelihood in ("poisson", "bernoulli"):
-        result = recordings.fit_recording(recording, bin_ms=2.0, lags=6, steps=40, likelihood=likelihood,
-                                          show_progress=False)
+        result = recordings.fit_recording(
+            recording, bin_ms=2.0, lags=6, steps=40, likelihood=likelihood, show_progress=False
+        )
         assert list(result.model.values) == ["ln", "hebbian-fwp", "delta-fwp"]
         assert np.all(np.isfinite(result.bits_per_spike.values))
         assert result.rate.attrs["units"] == "Hz" and result.bits_per_spike.attrs["units"] == "bit/spike"
@@ -96,8 +97,13 @@ def test_nwb_without_units_table(tmp_path):
 def test_npz_and_bad_files(tmp_path):
     recording, _ = ln_neuron(duration_s=5.0)
     path = tmp_path / "r.npz"
-    np.savez(path, spike_times_s=recording.spike_times_s, duration_s=5.0, stimulus=recording.stimulus,
-             stimulus_rate_hz=1000.0)
+    np.savez(
+        path,
+        spike_times_s=recording.spike_times_s,
+        duration_s=5.0,
+        stimulus=recording.stimulus,
+        stimulus_rate_hz=1000.0,
+    )
     loaded = recordings.load(path)
     assert np.allclose(loaded.spike_times_s, recording.spike_times_s)
     np.savez(tmp_path / "bad.npz", spikes=np.zeros(3))
@@ -113,8 +119,9 @@ def test_npz_and_bad_files(tmp_path):
 
 
 def test_fit_recording_command_errors(tmp_path):
-    result = CliRunner().invoke(main, ["fit-recording", str(tmp_path / "none.nwb"), "--no-progress",
-                                       "--out", str(tmp_path)])
+    result = CliRunner().invoke(
+        main, ["fit-recording", str(tmp_path / "none.nwb"), "--no-progress", "--out", str(tmp_path)]
+    )
     assert result.exit_code == 2 and "no such file" in result.output
 
 

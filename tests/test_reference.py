@@ -61,8 +61,9 @@ def test_decay_one_is_no_decay(generator):
 
 def test_delta_rule_with_beta_zero_never_writes(generator):
     x = make_inputs(1, 20, 2, 4, 4, torch.float64, generator, initial_state=True)
-    out, state = delta_rule(x["q"], x["k"], x["v"], torch.zeros_like(x["beta"]),
-                            initial_state=x["initial_state"], output_final_state=True)
+    out, state = delta_rule(
+        x["q"], x["k"], x["v"], torch.zeros_like(x["beta"]), initial_state=x["initial_state"], output_final_state=True
+    )
     assert torch.equal(state, x["initial_state"])
     assert relative_error(out, torch.einsum("bhkv,bthk->bthv", x["initial_state"], x["q"])) < 1e-14
 
@@ -107,7 +108,9 @@ def test_streaming_steps_equal_sequence(rule, generator):
     state, outputs = None, []
     for t in range(25):
         if rule == "delta":
-            o, state = delta_step(x["q"][:, t], x["k"][:, t], x["v"][:, t], x["beta"][:, t], state, decay=x["decay"][:, t])
+            o, state = delta_step(
+                x["q"][:, t], x["k"][:, t], x["v"][:, t], x["beta"][:, t], state, decay=x["decay"][:, t]
+            )
         else:
             o, state = hebbian_step(x["q"][:, t], x["k"][:, t], x["v"][:, t], state, decay=x["decay"][:, t])
         outputs.append(o)
@@ -117,6 +120,8 @@ def test_streaming_steps_equal_sequence(rule, generator):
 
 def test_empty_sequence_returns_initial_state(generator):
     x = make_inputs(1, 0, 2, 3, 3, torch.float64, generator, initial_state=True)
-    out, state = delta_rule(x["q"], x["k"], x["v"], x["beta"], initial_state=x["initial_state"], output_final_state=True)
+    out, state = delta_rule(
+        x["q"], x["k"], x["v"], x["beta"], initial_state=x["initial_state"], output_final_state=True
+    )
     assert out.shape == (1, 0, 2, 3)
     assert torch.equal(state, x["initial_state"])

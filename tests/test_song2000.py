@@ -34,12 +34,15 @@ def test_song2000_standard_parameters_100s():
 
 
 def test_simulate_command_writes_netcdf_and_figures(tmp_path):
-    result = CliRunner().invoke(main, ["simulate", "song2000", "--duration", "500ms", "--no-progress",
-                                       "--out", str(tmp_path)])
+    result = CliRunner().invoke(
+        main, ["simulate", "song2000", "--duration", "500ms", "--no-progress", "--out", str(tmp_path)]
+    )
     assert result.exit_code == 0, result.output
     ds = xr.load_dataset(tmp_path / "song2000.nc")
     assert set(ds.data_vars) == {"weight", "rate", "final_weight"}
     assert ds.attrs["rule"] == "stdp" and ds.attrs["duration_s"] == 0.5
     assert (tmp_path / "song2000.png").stat().st_size > 0 and (tmp_path / "song2000.svg").exists()
-    bad = CliRunner().invoke(main, ["simulate", "song2000", "--duration", "-1s", "--no-progress", "--out", str(tmp_path)])
+    bad = CliRunner().invoke(
+        main, ["simulate", "song2000", "--duration", "-1s", "--no-progress", "--out", str(tmp_path)]
+    )
     assert bad.exit_code == 2 and "duration must be > 0" in bad.output

@@ -48,7 +48,11 @@ def test_batched_parameter_sets_equal_separate_runs():
     protocols = data.protocols("sjostrom2001")
     a3 = [6.5e-3, 2e-3, 9e-3, 0.0]
     tau = [114.0, 80.0, 150.0, 20.0]
-    batched = simulate("triplet", protocols, {"A3_plus": torch.tensor(a3, dtype=torch.float64), "tau_y_ms": torch.tensor(tau, dtype=torch.float64)})
+    batched = simulate(
+        "triplet",
+        protocols,
+        {"A3_plus": torch.tensor(a3, dtype=torch.float64), "tau_y_ms": torch.tensor(tau, dtype=torch.float64)},
+    )
     assert batched.shape == (10, 4)
     for column, (a, t) in enumerate(zip(a3, tau)):
         single = simulate("triplet", protocols, {"A3_plus": a, "tau_y_ms": t})

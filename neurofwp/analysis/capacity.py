@@ -105,7 +105,10 @@ def retrieval_curve(
                 target = values[:count]
                 if rules[r] == "delta-fitted-beta":
                     candidates = [
-                        float(((_store_and_recall("delta", keys[:count], target, b) - target) ** 2).sum() / (target**2).sum())
+                        float(
+                            ((_store_and_recall("delta", keys[:count], target, b) - target) ** 2).sum()
+                            / (target**2).sum()
+                        )
                         for b in BETA_GRID
                     ]
                     errors[r, m, s, p] = min(candidates)

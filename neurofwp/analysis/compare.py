@@ -24,20 +24,29 @@ from neurofwp.protocols import make_protocol
 
 RULES = ("stdp", "delta", "stdp-modulated", "triplet")
 DATASETS = ("bipoo1998", "sjostrom2001")
-LABELS = {"stdp": "Hebbian (pair STDP)", "delta": "delta rule", "stdp-modulated": "learned β (modulated STDP)",
-          "triplet": "triplet (biological reference)"}
+LABELS = {
+    "stdp": "Hebbian (pair STDP)",
+    "delta": "delta rule",
+    "stdp-modulated": "learned β (modulated STDP)",
+    "triplet": "triplet (biological reference)",
+}
 WINDOW_DT_MS = np.round(np.arange(-100.0, 100.01, 1.0), 1)
 FREQUENCIES_HZ = np.array([0.1, 1, 2, 5, 10, 20, 25, 40, 50])  # periods on the 0.1 ms grid
 
 
 def _window_protocols():
-    return [make_protocol(f"{dt:+.1f}", [0.0] if dt >= 0 else [-dt], [dt] if dt >= 0 else [0.0], 1.0, 60)
-            for dt in WINDOW_DT_MS]
+    return [
+        make_protocol(f"{dt:+.1f}", [0.0] if dt >= 0 else [-dt], [dt] if dt >= 0 else [0.0], 1.0, 60)
+        for dt in WINDOW_DT_MS
+    ]
 
 
 def _frequency_protocols():
-    return [make_protocol(f"{sign}{hz}", [0.0] if sign == "+" else [10.0], [10.0] if sign == "+" else [0.0], hz, 60)
-            for sign in "+-" for hz in FREQUENCIES_HZ]
+    return [
+        make_protocol(f"{sign}{hz}", [0.0] if sign == "+" else [10.0], [10.0] if sign == "+" else [0.0], hz, 60)
+        for sign in "+-"
+        for hz in FREQUENCIES_HZ
+    ]
 
 
 def compare(
@@ -74,8 +83,11 @@ def compare(
         dim = f"protocol_{name}"
         key = f"dw_model_{name}"
         if key not in variables:
-            variables[key] = ((("rule", dim)), np.full((len(rules), len(protocols)), np.nan),
-                              {"units": "percent", "long_name": f"fitted prediction on {name}"})
+            variables[key] = (
+                (("rule", dim)),
+                np.full((len(rules), len(protocols)), np.nan),
+                {"units": "percent", "long_name": f"fitted prediction on {name}"},
+            )
             variables[f"dw_data_{name}"] = (dim, result.dw_percent.values, {"units": "percent"})
             if "sem_percent" in result:
                 variables[f"sem_{name}"] = (dim, result.sem_percent.values, {"units": "percent"})
@@ -91,27 +103,59 @@ def compare(
             curve = 100 * (torch_backend.simulate(rule, frequency, fitted).numpy()[:, 0] - 1)
             frequency_curves[r] = curve.reshape(2, len(FREQUENCIES_HZ))
 
-    capacity = retrieval_curve(capacity_pairs, d_key=64, d_value=64, feature_maps_=["identity"],
-                               seeds=range(seed, seed + 3), show_progress=False, fitted_beta=True)
+    capacity = retrieval_curve(
+        capacity_pairs,
+        d_key=64,
+        d_value=64,
+        feature_maps_=["identity"],
+        seeds=range(seed, seed + 3),
+        show_progress=False,
+        fitted_beta=True,
+    )
     result = xr.Dataset(
         {
-            "E": (("rule", "dataset"), errors, {"units": "1", "long_name": "fit error E",
-                                                "description": "mean squared SEM-normalised error (sjostrom2001); "
-                                                               "mean squared error in percent^2 without SEM (bipoo1998)"}),
+            "E": (
+                ("rule", "dataset"),
+                errors,
+                {
+                    "units": "1",
+                    "long_name": "fit error E",
+                    "description": "mean squared SEM-normalised error (sjostrom2001); "
+                    "mean squared error in percent^2 without SEM (bipoo1998)",
+                },
+            ),
             "parameter_value": (("rule", "dataset", "parameter"), params, {"long_name": "fitted or fixed value"}),
             "parameter_free": (("rule", "dataset", "parameter"), free.astype(np.int8), {"units": "1"}),
-            "window_curve": (("rule", "dt_ms"), window_curves, {"units": "percent",
-                                                                 "long_name": "60 pairings at 1 Hz, rule fitted to bipoo1998"}),
-            "frequency_curve": (("rule", "pairing", "frequency_hz"), frequency_curves,
-                                {"units": "percent", "long_name": "60 pairs at ±10 ms, rule fitted to sjostrom2001"}),
+            "window_curve": (
+                ("rule", "dt_ms"),
+                window_curves,
+                {"units": "percent", "long_name": "60 pairings at 1 Hz, rule fitted to bipoo1998"},
+            ),
+            "frequency_curve": (
+                ("rule", "pairing", "frequency_hz"),
+                frequency_curves,
+                {"units": "percent", "long_name": "60 pairs at ±10 ms, rule fitted to sjostrom2001"},
+            ),
             "retrieval_error": capacity.mean("seed").sel(feature_map="identity", drop=True).rename(rule="fast_rule"),
             **{k: v for k, v in variables.items()},
         },
-        coords={"rule": rules, "dataset": dataset_names, "parameter": all_parameters,
-                "dt_ms": ("dt_ms", WINDOW_DT_MS, {"units": "ms", "long_name": "t_post - t_pre"}),
-                "pairing": ["+10 ms", "-10 ms"], "frequency_hz": ("frequency_hz", FREQUENCIES_HZ, {"units": "Hz"})},
-        attrs={"starts": starts, "seed": seed, "neurofwp_version": neurofwp.__version__,
-               "rules": " ".join(rules), "datasets": " ".join(dataset_names)},
+        coords={
+            "rule": rules,
+            "dataset": dataset_names,
+            "parameter": all_parameters,
+            "dt_ms": ("dt_ms", WINDOW_DT_MS, {"units": "ms", "long_name": "t_post - t_pre"}),
+            "pairing": ["+10 ms", "-10 ms"],
+            "frequency_hz": ("frequency_hz", FREQUENCIES_HZ, {"units": "Hz"}),
+        },
+        attrs={
+            "starts": starts,
+            "seed": seed,
+            "neurofwp_version": neurofwp.__version__,
+            "rules": " ".join(rules),
+            "datasets": " ".join(dataset_names),
+        },
     )
-    result["retrieval_error"].attrs.update({"units": "1", "long_name": "relative retrieval error, identity keys, Dk = 64"})
+    result["retrieval_error"].attrs.update(
+        {"units": "1", "long_name": "relative retrieval error, identity keys, Dk = 64"}
+    )
     return result

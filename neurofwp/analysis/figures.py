@@ -15,7 +15,11 @@ import xarray as xr  # noqa: E402
 
 from neurofwp.analysis.compare import LABELS  # noqa: E402
 
-FAST_LABELS = {"hebbian": "Hebbian (sum) rule", "delta": "delta rule, β = 1", "delta-fitted-beta": "delta rule, fitted β"}
+FAST_LABELS = {
+    "hebbian": "Hebbian (sum) rule",
+    "delta": "delta rule, β = 1",
+    "delta-fitted-beta": "delta rule, fitted β",
+}
 
 
 def _save(fig, folder: Path, stem: str) -> list[Path]:
@@ -28,8 +32,14 @@ def _save(fig, folder: Path, stem: str) -> list[Path]:
 
 
 # The biological reference in black; the artificial rules in distinct colour-blind-safe hues.
-COLOURS = {"stdp": "#0173b2", "delta": "#de8f05", "stdp-modulated": "#029e73", "triplet": "#222222",
-           "stdp-nearest": "#cc78bc", "triplet-nearest": "#949494"}
+COLOURS = {
+    "stdp": "#0173b2",
+    "delta": "#de8f05",
+    "stdp-modulated": "#029e73",
+    "triplet": "#222222",
+    "stdp-nearest": "#cc78bc",
+    "triplet-nearest": "#949494",
+}
 
 
 def _palette(rules):
@@ -57,14 +67,29 @@ def frequency(result: xr.Dataset, folder: Path) -> list[Path]:
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=True)
     names = result["protocol_names_sjostrom2001"].values
     hz = result["repeat_hz_sjostrom2001"].values
-    for ax, (sign, pairing) in zip(axes, (("+", "+10 ms"), ("-", "-10 ms"))):
+    for ax, (sign, pairing) in zip(axes, (("+", "+10 ms"), ("-", "-10 ms")), strict=True):
         rows = np.array([n.startswith(f"pair{sign}") for n in names])
-        ax.errorbar(hz[rows], result["dw_data_sjostrom2001"].values[rows], yerr=result["sem_sjostrom2001"].values[rows],
-                    fmt="o", color="0.2", capsize=3, label="Sjöström 2001 (mean ± SEM)", zorder=3)
+        ax.errorbar(
+            hz[rows],
+            result["dw_data_sjostrom2001"].values[rows],
+            yerr=result["sem_sjostrom2001"].values[rows],
+            fmt="o",
+            color="0.2",
+            capsize=3,
+            label="Sjöström 2001 (mean ± SEM)",
+            zorder=3,
+        )
         curves = result.frequency_curve.sel(pairing=pairing).to_dataframe().reset_index()
         curves["rule"] = curves["rule"].map(LABELS)
-        sns.lineplot(curves, x="frequency_hz", y="frequency_curve", hue="rule", palette=_palette(rules), ax=ax,
-                     legend=ax is axes[0])
+        sns.lineplot(
+            curves,
+            x="frequency_hz",
+            y="frequency_curve",
+            hue="rule",
+            palette=_palette(rules),
+            ax=ax,
+            legend=ax is axes[0],
+        )
         ax.axhline(0, color="0.7", lw=0.8)
         ax.set(xlabel="pairing frequency (Hz)", ylabel="weight change (%)", title=f"pairing at Δt = {pairing}")
     axes[0].legend(fontsize=7, frameon=False)
@@ -80,8 +105,18 @@ def model_vs_data(result: xr.Dataset, folder: Path) -> list[Path]:
             model = result[f"dw_model_{name}"].sel(rule=rule).values
             frames.append(pd.DataFrame({"data": data, "model": model, "rule": LABELS[rule], "dataset": name}))
     table = pd.concat(frames)
-    grid = sns.relplot(table, x="data", y="model", hue="rule", col="dataset", kind="scatter", height=3.6,
-                       facet_kws={"sharex": False, "sharey": False}, palette=_palette(list(result.rule.values)), s=25)
+    grid = sns.relplot(
+        table,
+        x="data",
+        y="model",
+        hue="rule",
+        col="dataset",
+        kind="scatter",
+        height=3.6,
+        facet_kws={"sharex": False, "sharey": False},
+        palette=_palette(list(result.rule.values)),
+        s=25,
+    )
     for ax in grid.axes.flat:
         low, high = min(ax.get_xlim()[0], ax.get_ylim()[0]), max(ax.get_xlim()[1], ax.get_ylim()[1])
         ax.plot([low, high], [low, high], color="0.6", lw=0.8, ls="--")
@@ -94,8 +129,14 @@ def model_vs_data(result: xr.Dataset, folder: Path) -> list[Path]:
 def error_heatmap(result: xr.Dataset, folder: Path) -> list[Path]:
     table = result.E.to_pandas().rename(index=LABELS)
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    sns.heatmap(np.log10(table), annot=table.map(lambda e: f"{e:.3g}"), fmt="", cmap="viridis_r", ax=ax,
-                cbar_kws={"label": "log10 E"})
+    sns.heatmap(
+        np.log10(table),
+        annot=table.map(lambda e: f"{e:.3g}"),
+        fmt="",
+        cmap="viridis_r",
+        ax=ax,
+        cbar_kws={"label": "log10 E"},
+    )
     ax.set(xlabel="dataset", ylabel="", title="fit error E (lower is better)")
     return _save(fig, folder, "error_heatmap")
 
@@ -107,8 +148,11 @@ def capacity(result: xr.Dataset, folder: Path) -> list[Path]:
     sns.lineplot(table, x="n_pairs", y="retrieval_error", hue="fast_rule", marker="o", ax=ax)
     ax.axvline(64, color="0.6", lw=0.8, ls="--")
     ax.text(66, ax.get_ylim()[1] * 0.95, "S = Dk", fontsize=8, va="top", color="0.4")
-    ax.set(xlabel="stored associations S", ylabel="relative retrieval error",
-           title="fast weights: interference vs capacity (Dk = 64)")
+    ax.set(
+        xlabel="stored associations S",
+        ylabel="relative retrieval error",
+        title="fast weights: interference vs capacity (Dk = 64)",
+    )
     ax.legend(title=None, fontsize=8, frameon=False)
     sns.despine(fig)
     return _save(fig, folder, "capacity")
@@ -116,6 +160,10 @@ def capacity(result: xr.Dataset, folder: Path) -> list[Path]:
 
 def all_figures(result: xr.Dataset, folder: Path) -> dict[str, list[Path]]:
     sns.set_theme(style="ticks", context="paper")
-    return {"window": window(result, folder), "frequency": frequency(result, folder),
-            "model_vs_data": model_vs_data(result, folder), "error_heatmap": error_heatmap(result, folder),
-            "capacity": capacity(result, folder)}
+    return {
+        "window": window(result, folder),
+        "frequency": frequency(result, folder),
+        "model_vs_data": model_vs_data(result, folder),
+        "error_heatmap": error_heatmap(result, folder),
+        "capacity": capacity(result, folder),
+    }

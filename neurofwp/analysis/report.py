@@ -19,8 +19,10 @@ def _interpretation(result: xr.Dataset) -> list[str]:
         errors = result.E.sel(dataset=name).to_series().sort_values()
         best, worst = errors.index[0], errors.index[-1]
         ratio = errors.iloc[-1] / errors.iloc[0]
-        lines.append(f"On {name}, {LABELS[best]} fits best (E = {errors.iloc[0]:.3g}) and {LABELS[worst]} worst "
-                     f"(E = {errors.iloc[-1]:.3g}, {ratio:.1f}x higher).")
+        lines.append(
+            f"On {name}, {LABELS[best]} fits best (E = {errors.iloc[0]:.3g}) and {LABELS[worst]} worst "
+            f"(E = {errors.iloc[-1]:.3g}, {ratio:.1f}x higher)."
+        )
     if "sjostrom2001" in result.dataset.values:
         e = result.E.sel(dataset="sjostrom2001")
         lines.append(
@@ -30,11 +32,14 @@ def _interpretation(result: xr.Dataset) -> list[str]:
             f"captures it (E = {float(e.sel(rule='triplet')):.3g}). A learning rate driven by slow activity traces "
             f"(learned β, E = {float(e.sel(rule='stdp-modulated')):.3g}) and the error-correcting delta rule "
             f"(E = {float(e.sel(rule='delta')):.3g}) sit in between: scaling both amplitudes by one β cannot turn "
-            "depression at -10 ms into the potentiation seen at 40-50 Hz.")
+            "depression at -10 ms into the potentiation seen at 40-50 Hz."
+        )
     if "bipoo1998" in result.dataset.values:
-        lines.append("The Bi & Poo window (single pairings at 1 Hz) barely separates pair, triplet and modulated rules, "
-                     "which coincide when traces do not overlap; the delta rule's prediction term depresses after every "
-                     "presynaptic spike regardless of timing, which the window contradicts.")
+        lines.append(
+            "The Bi & Poo window (single pairings at 1 Hz) barely separates pair, triplet and modulated rules, "
+            "which coincide when traces do not overlap; the delta rule's prediction term depresses after every "
+            "presynaptic spike regardless of timing, which the window contradicts."
+        )
     capacity = result.retrieval_error
     at = int(capacity.n_pairs.sel(n_pairs=128, method="nearest"))
     lines.append(
@@ -42,7 +47,8 @@ def _interpretation(result: xr.Dataset) -> list[str]:
         f"retrieval error of {float(capacity.sel(fast_rule='hebbian', n_pairs=at)):.2f} with the additive (Hebbian) rule, "
         f"{float(capacity.sel(fast_rule='delta', n_pairs=at)):.2f} with the delta rule and "
         f"{float(capacity.sel(fast_rule='delta-fitted-beta', n_pairs=at)):.2f} with a fitted learning rate: "
-        "the same ordering by which error correction and a controlled learning rate beat pure addition.")
+        "the same ordering by which error correction and a controlled learning rate beat pure addition."
+    )
     return lines
 
 
@@ -52,8 +58,11 @@ def _parameter_rows(result: xr.Dataset) -> list[tuple[str, str, str]]:
         for name in result.dataset.values:
             values = result.parameter_value.sel(rule=rule, dataset=name)
             free = result.parameter_free.sel(rule=rule, dataset=name)
-            parts = [f"{p}={float(values.sel(parameter=p)):.4g}{'' if int(free.sel(parameter=p)) else ' (fixed)'}"
-                     for p in result.parameter.values if np.isfinite(float(values.sel(parameter=p)))]
+            parts = [
+                f"{p}={float(values.sel(parameter=p)):.4g}{'' if int(free.sel(parameter=p)) else ' (fixed)'}"
+                for p in result.parameter.values
+                if np.isfinite(float(values.sel(parameter=p)))
+            ]
             rows.append((LABELS[rule], str(name), ", ".join(parts)))
     return rows
 
@@ -72,8 +81,10 @@ def write(result: xr.Dataset, folder: Path, figures: dict[str, list[Path]]) -> t
         "capacity": "Fast weights (tensor rules): retrieval error as more associations share one 64 × 64 matrix.",
     }
     order = ["error_heatmap", "window", "frequency", "model_vs_data", "capacity"]
-    settings = f"fits: {result.attrs['starts']} start(s) per rule and dataset, seed {result.attrs['seed']}, " \
-               f"neurofwp {result.attrs['neurofwp_version']}"
+    settings = (
+        f"fits: {result.attrs['starts']} start(s) per rule and dataset, seed {result.attrs['seed']}, "
+        f"neurofwp {result.attrs['neurofwp_version']}"
+    )
 
     md = ["# Which update rule explains the biology?", "", settings, "", "## Summary", ""]
     md += [f"- {line}" for line in interpretation]
@@ -89,13 +100,19 @@ def write(result: xr.Dataset, folder: Path, figures: dict[str, list[Path]]) -> t
     def image(key: str) -> str:
         png = next(p for p in figures[key] if p.suffix == ".png")
         encoded = base64.b64encode(png.read_bytes()).decode("ascii")
-        return (f'<figure><img alt="{key}" src="data:image/png;base64,{encoded}">'
-                f"<figcaption>{html.escape(captions[key])}</figcaption></figure>")
+        return (
+            f'<figure><img alt="{key}" src="data:image/png;base64,{encoded}">'
+            f"<figcaption>{html.escape(captions[key])}</figcaption></figure>"
+        )
 
-    e_rows = "".join(f"<tr><th>{html.escape(label)}</th>" + "".join(f"<td>{e:.4g}</td>" for e in errors) + "</tr>"
-                     for label, errors in e_table)
-    p_rows = "".join(f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td><td>{html.escape(c)}</td></tr>"
-                     for a, b, c in parameter_rows)
+    e_rows = "".join(
+        f"<tr><th>{html.escape(label)}</th>" + "".join(f"<td>{e:.4g}</td>" for e in errors) + "</tr>"
+        for label, errors in e_table
+    )
+    p_rows = "".join(
+        f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td><td>{html.escape(c)}</td></tr>"
+        for a, b, c in parameter_rows
+    )
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>neurofwp: artificial vs biological update rules</title>
 <style>

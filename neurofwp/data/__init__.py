@@ -51,21 +51,36 @@ def to_dataset(items: builtins.list[Protocol], **attrs) -> xr.Dataset:
     data = {
         "repeat_hz": ("protocol", [p.repeat_hz for p in items], {"units": "Hz"}),
         "n_repeats": ("protocol", [p.n_repeats for p in items], {"units": "1"}),
-        "pre_times_ms": ("protocol", [";".join(f"{t:g}" for t in p.pre_times_ms) for p in items],
-                         {"units": "ms", "description": "spike times within one repetition"}),
-        "post_times_ms": ("protocol", [";".join(f"{t:g}" for t in p.post_times_ms) for p in items],
-                          {"units": "ms", "description": "spike times within one repetition"}),
+        "pre_times_ms": (
+            "protocol",
+            [";".join(f"{t:g}" for t in p.pre_times_ms) for p in items],
+            {"units": "ms", "description": "spike times within one repetition"},
+        ),
+        "post_times_ms": (
+            "protocol",
+            [";".join(f"{t:g}" for t in p.post_times_ms) for p in items],
+            {"units": "ms", "description": "spike times within one repetition"},
+        ),
     }
     single = [len(p.pre_times_ms) == 1 and len(p.post_times_ms) == 1 for p in items]
     if all(single):
-        data["dt_ms"] = ("protocol", [p.post_times_ms[0] - p.pre_times_ms[0] for p in items],
-                         {"units": "ms", "long_name": "t_post - t_pre"})
+        data["dt_ms"] = (
+            "protocol",
+            [p.post_times_ms[0] - p.pre_times_ms[0] for p in items],
+            {"units": "ms", "long_name": "t_post - t_pre"},
+        )
     if any(p.dw_percent is not None for p in items):
-        data["dw_percent"] = ("protocol", [np.nan if p.dw_percent is None else p.dw_percent for p in items],
-                              {"units": "percent", "long_name": "measured weight change"})
+        data["dw_percent"] = (
+            "protocol",
+            [np.nan if p.dw_percent is None else p.dw_percent for p in items],
+            {"units": "percent", "long_name": "measured weight change"},
+        )
     if any(p.sem_percent is not None for p in items):
-        data["sem_percent"] = ("protocol", [np.nan if p.sem_percent is None else p.sem_percent for p in items],
-                               {"units": "percent", "long_name": "standard error of the mean"})
+        data["sem_percent"] = (
+            "protocol",
+            [np.nan if p.sem_percent is None else p.sem_percent for p in items],
+            {"units": "percent", "long_name": "standard error of the mean"},
+        )
     return xr.Dataset(data, coords={"protocol": names}, attrs=attrs)
 
 

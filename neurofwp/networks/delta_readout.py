@@ -104,18 +104,33 @@ def simulate(duration_s: float = 60.0, *, seed: int = 0, config: DeltaReadoutCon
     input_rates = b2.TimedArray(keys[order] * b2.Hz, dt=config.present_ms * b2.ms)
     current = teacher_current(values[order], config.tau_m_ms, config.refractory_ms)
     teacher = b2.TimedArray(current, dt=config.present_ms * b2.ms)
-    inputs = b2.NeuronGroup(config.n_inputs, "", threshold="rand() < input_rates(t, i) * dt",
-                            clock=clock, namespace={"input_rates": input_rates})
+    inputs = b2.NeuronGroup(
+        config.n_inputs,
+        "",
+        threshold="rand() < input_rates(t, i) * dt",
+        clock=clock,
+        namespace={"input_rates": input_rates},
+    )
     readout = b2.NeuronGroup(
         config.n_outputs,
         """dv/dt = (teacher(t, i) - v) / tau_m : 1 (unless refractory)
            prediction : Hz""",
-        threshold="v > 1", reset="v = 0", refractory=config.refractory_ms * b2.ms, method="exact",
-        clock=clock, namespace={"teacher": teacher, "tau_m": config.tau_m_ms * b2.ms},
+        threshold="v > 1",
+        reset="v = 0",
+        refractory=config.refractory_ms * b2.ms,
+        method="exact",
+        clock=clock,
+        namespace={"teacher": teacher, "tau_m": config.tau_m_ms * b2.ms},
     )
-    synapses = b2.Synapses(inputs, readout, model=model_equations(rule, summed_on_post=True),
-                           on_pre=pathway_code(rule, "pre"), on_post=pathway_code(rule, "post"),
-                           method="euler", clock=clock)
+    synapses = b2.Synapses(
+        inputs,
+        readout,
+        model=model_equations(rule, summed_on_post=True),
+        on_pre=pathway_code(rule, "pre"),
+        on_post=pathway_code(rule, "post"),
+        method="euler",
+        clock=clock,
+    )
     synapses.connect()
     synapses.eta = config.eta
     synapses.tau_plus = config.tau_ms * b2.ms
@@ -135,10 +150,18 @@ def simulate(duration_s: float = 60.0, *, seed: int = 0, config: DeltaReadoutCon
             "key_rate": (("pattern", "input"), keys, {"units": "Hz"}),
             "value_rate": (("pattern", "output"), values, {"units": "Hz"}),
             "readout_rate": ("output", fired, {"units": "Hz", "long_name": "mean readout rate under the teacher"}),
-            "predicted_rate": (("source", "pattern", "output"), np.einsum("sio,pi->spo", weights, keys),
-                               {"units": "Hz", "long_name": "readout prediction W^T r_p"}),
+            "predicted_rate": (
+                ("source", "pattern", "output"),
+                np.einsum("sio,pi->spo", weights, keys),
+                {"units": "Hz", "long_name": "readout prediction W^T r_p"},
+            ),
         },
         coords={"source": ["spiking", "expected", "tensor-delta"]},
-        attrs={"duration_s": duration_s, "seed": seed, "rule": "delta", "neurofwp_version": neurofwp.__version__,
-               **{f"config_{k}": str(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}},
+        attrs={
+            "duration_s": duration_s,
+            "seed": seed,
+            "rule": "delta",
+            "neurofwp_version": neurofwp.__version__,
+            **{f"config_{k}": str(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
+        },
     )

@@ -82,8 +82,9 @@ def build(config: Song2000Config, seed: int):
     return b2.Network(inputs, neuron, synapses, weights, spikes), synapses, weights, spikes
 
 
-def simulate(duration_s: float = 100.0, *, seed: int = 0, config: Song2000Config | None = None,
-             show_progress: bool = True) -> xr.Dataset:
+def simulate(
+    duration_s: float = 100.0, *, seed: int = 0, config: Song2000Config | None = None, show_progress: bool = True
+) -> xr.Dataset:
     """Run the network; weights over time, output rate per recording bin and the final weights as a Dataset."""
     import brian2 as b2
     from tqdm.auto import tqdm
@@ -104,15 +105,27 @@ def simulate(duration_s: float = 100.0, *, seed: int = 0, config: Song2000Config
     counts, _ = np.histogram(np.asarray(spikes.t / b2.second), bins=edges)
     widths = np.diff(edges)
     final = np.asarray(synapses.w[:])
-    attrs = {"network": "song2000", "duration_s": duration_s, "seed": seed, "rule": "stdp",
-             "neurofwp_version": neurofwp.__version__, "reference": "Song, Miller & Abbott (2000) Nat Neurosci 3:919",
-             **{f"config_{k}": v for k, v in asdict(config).items()}}
+    attrs = {
+        "network": "song2000",
+        "duration_s": duration_s,
+        "seed": seed,
+        "rule": "stdp",
+        "neurofwp_version": neurofwp.__version__,
+        "reference": "Song, Miller & Abbott (2000) Nat Neurosci 3:919",
+        **{f"config_{k}": v for k, v in asdict(config).items()},
+    }
     return xr.Dataset(
         {
-            "weight": (("time", "synapse"), np.asarray(weights.w).T / config.g_max,
-                       {"units": "1", "long_name": "synaptic weight / g_max"}),
-            "rate": ("time", counts / np.where(widths > 0, widths, 1.0),
-                     {"units": "Hz", "long_name": "output firing rate in the bin starting at time"}),
+            "weight": (
+                ("time", "synapse"),
+                np.asarray(weights.w).T / config.g_max,
+                {"units": "1", "long_name": "synaptic weight / g_max"},
+            ),
+            "rate": (
+                "time",
+                counts / np.where(widths > 0, widths, 1.0),
+                {"units": "Hz", "long_name": "output firing rate in the bin starting at time"},
+            ),
             "final_weight": ("synapse", final / config.g_max, {"units": "1", "long_name": "final weight / g_max"}),
         },
         coords={"time": ("time", times, {"units": "s"}), "synapse": np.arange(config.n_inputs)},

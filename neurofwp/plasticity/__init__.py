@@ -57,17 +57,27 @@ def predict(
     resolved = rule.resolve(parameters)
     weights = simulate(rule, protocols, resolved, backend=backend, dt_ms=dt_ms)[:, 0]
     result = to_dataset(list(protocols))
-    result["dw_percent_model"] = ("protocol", 100.0 * (weights - 1.0),
-                                  {"units": "percent", "long_name": f"weight change predicted by {rule.name}"})
-    attrs = {"rule": rule.name, "backend": backend, "neurofwp_version": neurofwp.__version__,
-             "parameter_names": " ".join(resolved)}
+    result["dw_percent_model"] = (
+        "protocol",
+        100.0 * (weights - 1.0),
+        {"units": "percent", "long_name": f"weight change predicted by {rule.name}"},
+    )
+    attrs = {
+        "rule": rule.name,
+        "backend": backend,
+        "neurofwp_version": neurofwp.__version__,
+        "parameter_names": " ".join(resolved),
+    }
     if rule.clock_driven:
         attrs["dt_ms"] = dt_ms
     attrs.update({f"param_{name}": value for name, value in resolved.items()})
     if "dw_percent" in result:
         attrs["E"] = error(result)
-        attrs["E_definition"] = ("mean(((dw_percent - dw_percent_model) / sem_percent)^2)" if "sem_percent" in result
-                                 else "mean((dw_percent - dw_percent_model)^2)")
+        attrs["E_definition"] = (
+            "mean(((dw_percent - dw_percent_model) / sem_percent)^2)"
+            if "sem_percent" in result
+            else "mean((dw_percent - dw_percent_model)^2)"
+        )
     result.attrs = attrs
     return result
 
@@ -78,5 +88,3 @@ def error(result: xr.Dataset) -> float:
     if "sem_percent" in result:
         residual = residual / result["sem_percent"]
     return float((residual**2).mean())
-
-

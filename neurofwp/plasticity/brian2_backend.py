@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
+import torch
 
 from neurofwp.errors import OutOfRangeError
 from neurofwp.plasticity.rules import Rule, get_rule
@@ -49,8 +50,9 @@ def model_equations(rule: Rule, summed_on_post: bool = False) -> str:
             drift = re.sub(rf"\b{name}\b", f"{name}_post", drift)
     lines = [f"dw/dt = {drift} : 1 (clock-driven)" if rule.clock_driven else "w : 1"]
     for name, expression, unit in rule.summed:
-        lines.append(f"{name}_post = {expression} : {unit} (summed)" if summed_on_post
-                     else f"{name} = {expression} : {unit}")
+        lines.append(
+            f"{name}_post = {expression} : {unit} (summed)" if summed_on_post else f"{name} = {expression} : {unit}"
+        )
     for p in rule.parameters:
         lines.append(f"{p.symbol} : {'second' if p.is_time else '1'} (constant)")
     for trace in rule.traces:
@@ -61,8 +63,9 @@ def model_equations(rule: Rule, summed_on_post: bool = False) -> str:
 
 def modulator_code(rule: Rule) -> str:
     """Statements run on a neuromodulator pulse (on the target synapses' modulator traces)."""
-    return "\n".join(f"{t.name}_post = 1" if t.reset else f"{t.name}_post += 1"
-                     for t in rule.traces if t.source == "modulator")
+    return "\n".join(
+        f"{t.name}_post = 1" if t.reset else f"{t.name}_post += 1" for t in rule.traces if t.source == "modulator"
+    )
 
 
 def pathway_code(rule: Rule, side: str, w_max: str | None = None) -> str:
@@ -84,7 +87,9 @@ def _grid_step_ms(protocols: Sequence[Protocol]) -> float:
         for train in (*protocol.spike_trains(), protocol.modulator_train()):
             ticks = np.rint(train / GRID_MS)
             if np.any(np.abs(ticks * GRID_MS - train) > 1e-6):
-                raise ProtocolError(f"protocol {protocol.name!r}: spike times must be multiples of {GRID_MS} ms for Brian2")
+                raise ProtocolError(
+                    f"protocol {protocol.name!r}: spike times must be multiples of {GRID_MS} ms for Brian2"
+                )
             divisor = math.gcd(divisor, *[int(t) for t in ticks]) if len(ticks) else divisor
     return GRID_MS * max(divisor, 1)
 
@@ -101,7 +106,7 @@ def simulate(
     rule = get_rule(rule)
     if not protocols:
         raise ProtocolError("no protocols to simulate")
-    values, size = parameter_tensors(rule, parameters, dtype=__import__("torch").float64)
+    values, size = parameter_tensors(rule, parameters, dtype=torch.float64)
     values = {symbol: tensor.detach().numpy().ravel() for symbol, tensor in values.items()}
 
     import brian2 as b2
@@ -110,7 +115,9 @@ def simulate(
     if rule.clock_driven:
         shortest = min(float(values[t.tau].min()) for t in rule.traces)
         if not 0 < dt_ms < shortest:
-            raise OutOfRangeError(f"dt_ms = {dt_ms} must lie in (0, {shortest:g}) ms (the shortest trace time constant)")
+            raise OutOfRangeError(
+                f"dt_ms = {dt_ms} must lie in (0, {shortest:g}) ms (the shortest trace time constant)"
+            )
         step_ms = dt_ms
     else:
         step_ms = _grid_step_ms(protocols)
@@ -137,8 +144,12 @@ def simulate(
 
     network = b2.Network()
     clock = b2.Clock(dt=step_ms * b2.ms)
-    pre_group = b2.SpikeGeneratorGroup(count, np.asarray(pre_idx, dtype=int), np.asarray(pre_t) * b2.ms, dt=step_ms * b2.ms)
-    post_group = b2.SpikeGeneratorGroup(count, np.asarray(post_idx, dtype=int), np.asarray(post_t) * b2.ms, dt=step_ms * b2.ms)
+    pre_group = b2.SpikeGeneratorGroup(
+        count, np.asarray(pre_idx, dtype=int), np.asarray(pre_t) * b2.ms, dt=step_ms * b2.ms
+    )
+    post_group = b2.SpikeGeneratorGroup(
+        count, np.asarray(post_idx, dtype=int), np.asarray(post_t) * b2.ms, dt=step_ms * b2.ms
+    )
     modulated = any(t.source == "modulator" for t in rule.traces)
     method = "euler" if rule.clock_driven else ("exact" if modulated else None)
     synapses = b2.Synapses(
@@ -154,8 +165,9 @@ def simulate(
         setattr(synapses, p.symbol, per_synapse * (b2.ms if p.is_time else 1))
     network.add(pre_group, post_group, synapses)
     if modulated:
-        modulator = b2.SpikeGeneratorGroup(count, np.asarray(mod_idx, dtype=int), np.asarray(mod_t) * b2.ms,
-                                           dt=step_ms * b2.ms)
+        modulator = b2.SpikeGeneratorGroup(
+            count, np.asarray(mod_idx, dtype=int), np.asarray(mod_t) * b2.ms, dt=step_ms * b2.ms
+        )
         delivery = b2.Synapses(modulator, synapses, on_pre=modulator_code(rule), clock=clock)
         delivery.connect(j="i")
         delivery.pre.order = -1  # a pulse reaches the synapse before a simultaneous spike

@@ -52,11 +52,11 @@ def check_qkv(
     check_tensor("v", v, 4, "[B, T, H, Dv]")
     check_same_kind(q, {"k": k, "v": v})
     if q.shape != k.shape:
-        raise ShapeError(f"q and k must have the same shape [B, T, H, Dk], got q {tuple(q.shape)} and k {tuple(k.shape)}")
-    if v.shape[:3] != q.shape[:3]:
         raise ShapeError(
-            f"v must share [B, T, H] with q and k, got v {tuple(v.shape)} and q {tuple(q.shape)}"
+            f"q and k must have the same shape [B, T, H, Dk], got q {tuple(q.shape)} and k {tuple(k.shape)}"
         )
+    if v.shape[:3] != q.shape[:3]:
+        raise ShapeError(f"v must share [B, T, H] with q and k, got v {tuple(v.shape)} and q {tuple(q.shape)}")
     if finite:
         for name, x in (("q", q), ("k", k), ("v", v)):
             check_finite(name, x)

@@ -116,7 +116,7 @@ def _scan(
         w_steps = (None,) * len(u_steps) if w is None else w.flatten(0, 1).unbind(1)
         gamma_steps = (None,) * len(u_steps) if geometry.gamma is None else geometry.gamma_end.flatten(0, 1).unbind(1)
         collected, deltas = [], []
-        for u_n, w_n, k_n, gamma_n in zip(u_steps, w_steps, k_steps, gamma_steps):
+        for u_n, w_n, k_n, gamma_n in zip(u_steps, w_steps, k_steps, gamma_steps, strict=True):
             collected.append(flat_state)
             delta = u_n if w_n is None else torch.baddbmm(u_n, w_n, flat_state, alpha=-1.0)
             deltas.append(delta)

@@ -164,7 +164,9 @@ class FavorPlus(FeatureMap):
         return exponent.exp() / math.sqrt(self.num_features)
 
     def extra_repr(self) -> str:
-        return f"input_dim={self.input_dim}, num_features={self.num_features}, seed={self.seed}, " + super().extra_repr()
+        return (
+            f"input_dim={self.input_dim}, num_features={self.num_features}, seed={self.seed}, " + super().extra_repr()
+        )
 
 
 NAMES = ("identity", "elu+1", "dpfp", "favor+")

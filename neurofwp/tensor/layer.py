@@ -123,7 +123,9 @@ class FastWeightLayer(nn.Module):
     def _check_input(self, x: torch.Tensor, ndim: int, layout: str) -> None:
         if not isinstance(x, torch.Tensor) or x.ndim != ndim or x.shape[-1] != self.query_key.in_features:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ShapeError(f"FastWeightLayer expects x of layout {layout} with d_model={self.query_key.in_features}, got {got}")
+            raise ShapeError(
+                f"FastWeightLayer expects x of layout {layout} with d_model={self.query_key.in_features}, got {got}"
+            )
 
     def forward(
         self, x: torch.Tensor, state: torch.Tensor | None = None, return_state: bool = False
@@ -131,7 +133,9 @@ class FastWeightLayer(nn.Module):
         """Map ``x [B, T, d_model]`` to ``y [B, T, d_model]``; optionally start from and return the fast weights."""
         self._check_input(x, 3, "[B, T, d_model]")
         p = self.program(x)
-        common = dict(mode=self.mode, chunk_size=self.chunk_size, decay=p["decay"], initial_state=state, output_final_state=True)
+        common = dict(
+            mode=self.mode, chunk_size=self.chunk_size, decay=p["decay"], initial_state=state, output_final_state=True
+        )
         if self.rule == "delta":
             o, final = delta_rule(p["q"], p["k"], p["v"], p["beta"], **common)
         else:

@@ -66,7 +66,8 @@ def hebbian_recurrent(
     """Loop :func:`hebbian_write` then :func:`read` over time; inputs ``[B, T, H, D]``, state ``[B, H, Dk, Dv]``."""
     outputs = []
     steps = q.shape[1]
-    for q_t, k_t, v_t, decay_t in zip(q.unbind(1), k.unbind(1), v.unbind(1), _steps(decay, steps)):
+    per_step = zip(q.unbind(1), k.unbind(1), v.unbind(1), _steps(decay, steps), strict=True)
+    for q_t, k_t, v_t, decay_t in per_step:
         state = hebbian_write(state, k_t, v_t, decay_t)
         outputs.append(read(state, q_t))
     return torch.stack(outputs, dim=1), state
@@ -83,7 +84,8 @@ def delta_recurrent(
     """Loop :func:`delta_write` then :func:`read` over time; inputs ``[B, T, H, D]``, ``beta [B, T, H]``."""
     outputs = []
     steps = q.shape[1]
-    for q_t, k_t, v_t, beta_t, decay_t in zip(q.unbind(1), k.unbind(1), v.unbind(1), beta.unbind(1), _steps(decay, steps)):
+    per_step = zip(q.unbind(1), k.unbind(1), v.unbind(1), beta.unbind(1), _steps(decay, steps), strict=True)
+    for q_t, k_t, v_t, beta_t, decay_t in per_step:
         state = delta_write(state, k_t, v_t, beta_t, decay_t)
         outputs.append(read(state, q_t))
     return torch.stack(outputs, dim=1), state

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import torch
 
-from neurofwp.tensor import chunk as _chunk
-from neurofwp.tensor import recurrent as _recurrent
 from neurofwp.errors import ShapeError
 from neurofwp.tensor import _validate as check
+from neurofwp.tensor import chunk as _chunk
+from neurofwp.tensor import recurrent as _recurrent
 
 __all__ = ["hebbian_rule", "delta_rule", "hebbian_step", "delta_step"]
 
