@@ -25,10 +25,8 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
-import neurofwp
-from neurofwp.data import to_dataset
 from neurofwp.errors import NeurofwpError, OutOfRangeError, UnknownNameError
-from neurofwp.plasticity import BACKENDS, brian2_backend, torch_backend
+from neurofwp.plasticity import BACKENDS, brian2_backend, predict, torch_backend
 from neurofwp.plasticity.rules import Rule, check_parameter_value, get_rule
 from neurofwp.protocols import Protocol, ProtocolError
 
@@ -117,14 +115,6 @@ class _Problem:
         errors = self._error_of_weights(weights).mean(axis=0)
         return float(errors[0]), (errors[1 : 1 + n] - errors[1 + n :]) / (upper - lower)
 
-    def error_at(self, unit: np.ndarray) -> float:
-        values = self.values(unit)
-        if self.backend == "torch":
-            weights = torch_backend.simulate(self.rule, self.protocols, values, dt_ms=self.dt_ms).numpy()
-        else:
-            weights = brian2_backend.simulate(self.rule, self.protocols, values, dt_ms=self.dt_ms)
-        return float(self._error_of_weights(weights).mean())
-
 
 def fit(
     rule: str | Rule,
@@ -185,38 +175,18 @@ def fit(
             bar.set_postfix(E=f"{best.error:.4g}")
     seconds = time.perf_counter() - began
 
-    values = best.parameters
-    weights = (
-        torch_backend.simulate(rule, problem.protocols, values, dt_ms=dt_ms).numpy()
-        if backend == "torch"
-        else brian2_backend.simulate(rule, problem.protocols, values, dt_ms=dt_ms)
-    )[:, 0]
-    result = to_dataset(problem.protocols)
-    result["dw_percent_model"] = (
-        "protocol",
-        100.0 * (weights - 1.0),
-        {"units": "percent", "long_name": f"weight change predicted by the fitted {rule.name}"},
+    # the fitted rule's prediction, E and parameters, exactly as `neurofwp predict` reports them
+    result = predict(rule, problem.protocols, best.parameters, backend=backend, dt_ms=dt_ms)
+    result["dw_percent_model"].attrs["long_name"] = f"weight change predicted by the fitted {rule.name}"
+    result.attrs.update(
+        {
+            "seed": seed,
+            "starts": starts,
+            "evaluations": problem.evaluations,
+            "fit_seconds": seconds,
+            "free": " ".join(free),
+            "fixed": " ".join(sorted(held)),
+            **{f"bounds_{name}": np.array(limits[name]) for name in free},
+        }
     )
-    attrs = {
-        "rule": rule.name,
-        "backend": backend,
-        "seed": seed,
-        "starts": starts,
-        "E": best.error,
-        "E_definition": (
-            "mean(((dw_percent - dw_percent_model) / sem_percent)^2)"
-            if problem.has_sem
-            else "mean((dw_percent - dw_percent_model)^2), percent^2 (the data have no SEM)"
-        ),
-        "evaluations": problem.evaluations,
-        "fit_seconds": seconds,
-        "free": " ".join(free),
-        "fixed": " ".join(sorted(held)),
-        "neurofwp_version": neurofwp.__version__,
-    }
-    if rule.clock_driven:
-        attrs["dt_ms"] = dt_ms
-    attrs.update({f"param_{name}": value for name, value in values.items()})
-    attrs.update({f"bounds_{name}": np.array(limits[name]) for name in free})
-    result.attrs = attrs
     return result

@@ -26,7 +26,7 @@ import csv
 import io
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +55,6 @@ class Protocol:
     dw_percent: float | None = None
     sem_percent: float | None = None
     mod_times_ms: tuple[float, ...] = ()
-    metadata: dict = field(default_factory=dict, compare=False)
 
     @property
     def period_ms(self) -> float:
@@ -63,7 +62,7 @@ class Protocol:
 
     @property
     def duration_ms(self) -> float:
-        """Time of the last spike (ms); the simulation's end is set by the backend."""
+        """Time of the last event (spike or modulator pulse, ms); the simulation's end is set by the backend."""
         last = max((*self.pre_times_ms, *self.post_times_ms, *self.mod_times_ms), default=0.0)
         return (self.n_repeats - 1) * self.period_ms + last
 

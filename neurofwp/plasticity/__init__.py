@@ -76,7 +76,7 @@ def predict(
         attrs["E_definition"] = (
             "mean(((dw_percent - dw_percent_model) / sem_percent)^2)"
             if "sem_percent" in result
-            else "mean((dw_percent - dw_percent_model)^2)"
+            else "mean((dw_percent - dw_percent_model)^2), percent^2 (the data have no SEM)"
         )
     result.attrs = attrs
     return result

@@ -127,7 +127,7 @@ def simulate(
     for row, protocol in enumerate(protocols):
         pre, post = protocol.spike_trains()
         mod = protocol.modulator_train()
-        last_ms = max(last_ms, float(max(pre.max(initial=0), post.max(initial=0), mod.max(initial=0))))
+        last_ms = max(last_ms, protocol.duration_ms)
         for column in range(size):
             neuron = row * size + column
             pre_idx.extend([neuron] * len(pre))

@@ -17,6 +17,7 @@ favor+      see :class:`FavorPlus`                           ``num_features``
 
 from __future__ import annotations
 
+import abc
 import math
 
 import torch
@@ -34,7 +35,7 @@ def sum_normalize(x: torch.Tensor) -> torch.Tensor:
     return x / total.clamp_min(torch.finfo(x.dtype).tiny)
 
 
-class FeatureMap(nn.Module):
+class FeatureMap(nn.Module, abc.ABC):
     """Base class: ``forward`` maps ``[..., D]`` to ``[..., output_dim(D)]``."""
 
     def __init__(self, normalize_sum: bool = False):
@@ -44,8 +45,9 @@ class FeatureMap(nn.Module):
     def output_dim(self, input_dim: int) -> int:
         return input_dim
 
+    @abc.abstractmethod
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """φ(x) before the optional sum normalisation; each map defines it."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
