@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -51,13 +54,37 @@ def save_netcdf(data: xr.Dataset | xr.DataArray, path: str | os.PathLike) -> Pat
     dataset.attrs = {k: _flat_attr(v) for k, v in dataset.attrs.items()}
     for name in dataset.variables:
         dataset[name].attrs = {k: _flat_attr(v) for k, v in dataset[name].attrs.items()}
+    with atomic_path(path) as temporary:
+        dataset.to_netcdf(temporary, engine="h5netcdf")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+    """Yield a temporary file name beside ``path``; on success rename it onto ``path``.
+
+    The rename is atomic within one folder, so readers (and a rerun after a kill) see the
+    old file or the complete new one, never a partial write. On failure the temporary
+    file is removed and the error propagates.
+    """
+    path = Path(path)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
     try:
-        dataset.to_netcdf(temporary, engine="h5netcdf")
+        yield temporary
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+
+
+def save_json(data: object, path: str | os.PathLike) -> Path:
+    """Write ``data`` as JSON to ``path`` atomically (see :func:`atomic_path`)."""
+    path = check_writable(path)
+    with atomic_path(path) as temporary:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
     return path

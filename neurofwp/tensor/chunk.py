@@ -105,8 +105,17 @@ def _scan(
     k_end_t = k_end.transpose(-1, -2)
     if w is None and geometry.gamma is None:
         # Plain Hebbian: the state is a running sum of per-chunk outer products.
-        running = torch.cat([state.unsqueeze(2), k_end_t @ u], dim=2).cumsum(dim=2)
-        starts, state, written = running[:, :, :-1], running[:, :, -1], u
+        outer = k_end_t @ u
+        if outer.shape[2] <= 64:
+            # A few additions beat cumsum along a strided dim (and its flip in backward) by ~5x on the CPU.
+            partial = [state]
+            for piece in outer.unbind(2):
+                partial.append(partial[-1] + piece)
+            starts, state = torch.stack(partial[:-1], dim=2), partial[-1]
+        else:
+            running = torch.cat([state.unsqueeze(2), outer], dim=2).cumsum(dim=2)
+            starts, state = running[:, :, :-1], running[:, :, -1]
+        written = u
     else:
         batch, heads = state.shape[:2]
         flat_state = state.flatten(0, 1)

@@ -155,6 +155,12 @@ class FavorPlus(FeatureMap):
         norms = gaussian.norm(dim=1, keepdim=True)  # chi(d)-distributed, like Gaussian rows
         return (directions * norms).float()
 
+    @torch.no_grad()
+    def resample_(self, generator: torch.Generator) -> FavorPlus:
+        """Draw a new projection in place from ``generator`` (feature redrawing, as Performers do in training)."""
+        self.projection.copy_(self._draw(generator).to(self.projection))
+        return self
+
     def output_dim(self, input_dim: int) -> int:
         return self.num_features
 
