@@ -219,6 +219,57 @@ def compare(out_dir: str, starts: int, seed: int, progress: bool) -> None:
     )
 
 
+@main.command()
+@click.option("--setting", type=click.Choice(["1", "2"]), required=True, help="1: capacity; 2: update rules")
+@click.option(
+    "--rules",
+    "models_text",
+    default=None,
+    help="comma-separated models: softmax, or <map>-<rule> with map linear|dpfp<nu>|favor<m>, rule sum|delta "
+    "[default: the paper's models of the setting]",
+)
+@click.option("--S", "s_text", default=None, help="numbers of unique keys, a,b,c or start:stop:step [default: 20:600:20]")
+@click.option("--quick", is_flag=True, help="a few models, S values and at most 2000 steps: minutes on a CPU")
+@click.option("--max-steps", type=int, default=None, help="training step cap per cell [default: 100000]")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/retrieval", show_default=True)
+@click.option("--workers", default=1, show_default=True, help="local worker processes")
+@click.option("--scheduler", default=None, help="dask.distributed scheduler: tcp://HOST:PORT, or local:N")
+@click.option("--device", default="cpu", show_default=True, help="torch device for training, e.g. cuda")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def retrieval(setting, models_text, s_text, quick, max_steps, seed, out_dir, workers, scheduler, device, progress):
+    """Train the associative-retrieval models of Schlag et al. (2021) over S; resumable (finished cells are kept)."""
+    import dataclasses
+    from pathlib import Path
+
+    from neurofwp import retrieval as rt
+    from neurofwp.io import OutputPathError, check_writable, save_netcdf
+    from neurofwp.retrieval.figure import figure
+
+    setting = int(setting)
+    plan = rt.QUICK[setting] if quick else {"models": rt.SETTING_MODELS[setting], "S": None, "config": rt.TrainConfig()}
+    models = [m.strip() for m in models_text.split(",") if m.strip()] if models_text else list(plan["models"])
+    num_keys = _int_list(s_text) if s_text else list(plan["S"] or rt.DEFAULT_S[setting])
+    config = plan["config"] if max_steps is None else dataclasses.replace(plan["config"], max_steps=max_steps)
+    folder = Path(out_dir)
+    if not folder.parent.is_dir():
+        raise OutputPathError(f"output folder {folder.parent} does not exist")
+    folder.mkdir(exist_ok=True)
+    result_path = check_writable(folder / f"retrieval_setting{setting}.nc")
+    result = rt.sweep(
+        setting, models, num_keys, seed=seed, config=config, store=str(folder / f"cells_setting{setting}"),
+        workers=workers, scheduler=scheduler, device=device, progress=progress,
+    )
+    save_netcdf(result, result_path)
+    drawn = figure(result, folder / f"retrieval_setting{setting}", reference=rt.paper_reference(setting))
+    click.echo("best evaluation loss (0.5 squared error; <= 0.001 counts as solved)")
+    click.echo(f"{'S':>6}" + "".join(f"{m:>14}" for m in result.model.values))
+    for s in result.S.values:
+        row = "".join(f"{float(result.best_eval_loss.sel(model=m, S=s)):>14.4f}" for m in result.model.values)
+        click.echo(f"{int(s):>6}{row}")
+    click.echo(f"saved {result_path} and {', '.join(str(p) for p in drawn)}")
+
+
 @main.command(name="fit-recording")
 @click.argument("source")
 @click.option("--unit", default=None, help="NWB: id of the unit to predict (default: the first)")

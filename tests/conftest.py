@@ -37,3 +37,16 @@ def make_inputs(
     if initial_state:
         inputs["initial_state"] = randn(batch, heads, d_key, d_value + normalize_extra)
     return inputs
+
+
+@pytest.fixture
+def run_cli():
+    """Invoke the ``neurofwp`` command line in-process; returns click's Result (exit_code, output)."""
+    from click.testing import CliRunner
+
+    from neurofwp.cli import main
+
+    def invoke(*args: str):
+        return CliRunner().invoke(main, list(args))
+
+    return invoke

@@ -30,6 +30,9 @@ class Batch:
     queries: torch.Tensor
     targets: torch.Tensor
 
+    def to(self, device: str | torch.device) -> Batch:
+        return Batch(*(t.to(device) for t in (self.keys, self.values, self.queries, self.targets)))
+
 
 @dataclass(frozen=True)
 class RetrievalTask:

@@ -24,13 +24,16 @@ from neurofwp.errors import OutOfRangeError
 from neurofwp.retrieval.model import RetrievalModel, parse_model
 from neurofwp.retrieval.task import RetrievalTask
 
-__all__ = ["TrainConfig", "train", "run_cell", "sweep", "SETTING_MODELS", "QUICK"]
+__all__ = ["DEFAULT_S", "TrainConfig", "train", "run_cell", "sweep", "SETTING_MODELS", "QUICK"]
 
 #: The models of the paper's figures, per setting.
 SETTING_MODELS = {
     1: ("linear-sum", "dpfp1-sum", "dpfp2-sum", "dpfp3-sum", "favor64-sum", "favor128-sum", "favor512-sum", "softmax"),
     2: ("linear-sum", "dpfp1-sum", "dpfp2-sum", "linear-delta", "dpfp1-delta", "dpfp2-delta"),
 }
+
+#: The paper's ranges of S (setting 2 sequences are 2S long).
+DEFAULT_S = {1: tuple(range(20, 601, 20)), 2: tuple(range(20, 201, 20))}
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ def _loss(prediction: torch.Tensor, targets: torch.Tensor, num_values: int) -> t
 
 def train(
     setting: int, model_name: str, num_keys: int, *, seed: int = 0, config: TrainConfig = TrainConfig(),
-    progress: bool = False,
+    device: str = "cpu", progress: bool = False,
 ) -> dict:
     """Train one model on one task; return ``best_eval_loss``, ``steps``, ``eval_loss`` (per evaluation), ``seconds``."""
     task = RetrievalTask(setting, num_keys)
@@ -79,7 +82,7 @@ def train(
     eval_rng = np.random.default_rng([seed, 1])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = RetrievalModel(task, spec, d_key=config.d_key, favor_seed=seed)
+        model = RetrievalModel(task, spec, d_key=config.d_key, favor_seed=seed).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     history: list[float] = []
     best, strike, step = float("inf"), 0, 0
@@ -88,7 +91,7 @@ def train(
     try:
         for step in range(1, config.max_steps + 1):
             model.train()
-            batch = task.sample(config.batch_size, train_rng)
+            batch = task.sample(config.batch_size, train_rng).to(device)
             loss = _loss(model(batch), batch.targets, task.num_values)
             if not torch.isfinite(loss):
                 break  # diverged: the best evaluation so far stands
@@ -102,7 +105,7 @@ def train(
             with torch.no_grad():
                 losses = []
                 for _ in range(config.eval_sequences):
-                    batch = task.sample_all_queries(eval_rng)
+                    batch = task.sample_all_queries(eval_rng).to(device)
                     losses.append(float(_loss(model(batch), batch.targets, task.num_values)))
             current = float(np.mean(losses))
             history.append(current)
@@ -123,11 +126,11 @@ def train(
     }
 
 
-def run_cell(coords: dict, *, setting: int, seed: int, config: dict, progress: bool = False) -> dict:
+def run_cell(coords: dict, *, setting: int, seed: int, config: dict, device: str = "cpu") -> dict:
     """Sweep task: train ``coords["model"]`` at ``coords["S"]`` (seed offset by S so cells differ)."""
     return train(
         setting, coords["model"], int(coords["S"]), seed=seed + int(coords["S"]), config=TrainConfig(**config),
-        progress=progress,
+        device=device,
     )
 
 
@@ -141,6 +144,7 @@ def sweep(
     store: str | None = None,
     workers: int = 1,
     scheduler: str | None = None,
+    device: str = "cpu",
     progress: bool = True,
 ) -> xr.Dataset:
     """Train every model at every S; return a Dataset with dims ``(model, S)`` (and ``evaluation``).
@@ -160,7 +164,7 @@ def sweep(
     cell_store = sweeps.CellStore(store, options) if store is not None else None
     results = sweeps.run(
         run_cell, cells, store=cell_store, workers=workers, scheduler=scheduler, progress=progress,
-        desc=f"retrieval setting {setting}", **options,
+        desc=f"retrieval setting {setting}", device=device, **options,
     )
     dataset = sweeps.gather(
         cells,

@@ -1,0 +1,66 @@
+"""Loss vs number of unique keys S per model, in the style of Schlag et al. (2021), Fig. 2–3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from neurofwp.retrieval.model import parse_model  # noqa: E402
+
+__all__ = ["figure", "label"]
+
+
+def label(model: str, d_key: int = 64) -> str:
+    """``dpfp2-sum`` → ``DPFP ν=2, sum (d_dot=256)``."""
+    spec = parse_model(model)
+    if spec.update == "softmax":
+        return "softmax attention"
+    kind = {"linear": "linear (ELU+1)", "dpfp": f"DPFP ν={spec.order}", "favor": f"FAVOR+ m={spec.order}"}
+    rule = {"sum": "sum", "delta": "delta, learned β"}[spec.update]
+    return f"{kind[spec.feature_map]}, {rule} (d_dot={spec.d_dot(d_key)})"
+
+
+def figure(result: xr.Dataset, stem: str | Path, reference: pd.DataFrame | None = None) -> list[Path]:
+    """Draw ``best_eval_loss`` vs S (one line per model); save ``stem.png`` and ``stem.svg``.
+
+    ``reference`` (columns ``model``, ``S``, ``best_eval_loss``), when given, is drawn
+    dashed in the same colours: the paper's own runs.
+    """
+    stem = Path(stem)
+    d_key = int(result.attrs.get("config_d_key", 64))
+    table = result.best_eval_loss.to_dataframe().reset_index()
+    table["model"] = table["model"].map(lambda m: label(m, d_key))
+    order = [label(m, d_key) for m in result.model.values]
+    palette = dict(zip(order, sns.color_palette("colorblind", len(order)), strict=True))
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    sns.lineplot(table, x="S", y="best_eval_loss", hue="model", hue_order=order, palette=palette, marker="o", ax=ax)
+    if reference is not None and len(reference):
+        ref = reference[reference["model"].isin(result.model.values)].copy()
+        ref["model"] = ref["model"].map(lambda m: label(m, d_key))
+        sns.lineplot(
+            ref, x="S", y="best_eval_loss", hue="model", hue_order=order, palette=palette, linestyle="--",
+            alpha=0.6, legend=False, ax=ax,
+        )
+        ax.plot([], [], "k--", alpha=0.6, label="Schlag et al. 2021 logs")
+    ax.axhline(float(result.attrs.get("config_stop_loss", 1e-3)), color="0.7", lw=0.8, zorder=0)
+    setting = int(result.attrs.get("setting", 1))
+    ax.set(
+        xlabel="number of unique keys S",
+        ylabel="best evaluation loss",
+        title=f"Setting {setting}: " + ("capacity (sequence length S)" if setting == 1 else "updates (length 2S)"),
+        ylim=(-0.01, None),
+    )
+    ax.legend(fontsize=7, frameon=False)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    fig.tight_layout()
+    for path in paths:
+        fig.savefig(path, dpi=150, bbox_inches="tight")
+    plt.close(fig)
+    return paths
