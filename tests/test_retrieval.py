@@ -144,6 +144,10 @@ def test_paper_reference_holds_the_published_pattern():
     loss2 = {(m, s): v for m, s, v in zip(two.model, two.S, two.best_eval_loss, strict=True)}
     assert loss2[("dpfp2-sum", 20)] > 0.05 and loss2[("dpfp2-delta", 200)] < 0.01
     assert "Schlag" in rt.reference.citation()
+    # spot checks against the logs themselves (d64_dpfp2_sum_AssocSeq100N100R0.csv, ...)
+    assert loss[("dpfp2-sum", 100)] == pytest.approx(0.00050291454, rel=1e-5)
+    assert loss[("linear-sum", 100)] == pytest.approx(0.16420512, rel=1e-5)
+    assert loss2[("dpfp2-delta", 20)] == pytest.approx(0.0009689765, rel=1e-5)
 
 
 def test_worker_processes_give_the_same_dataset():

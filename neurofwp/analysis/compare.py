@@ -13,10 +13,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr
-from tqdm.auto import tqdm
 
 import neurofwp
 from neurofwp import data as datasets
+from neurofwp import sweeps
 from neurofwp.analysis.capacity import retrieval_curve
 from neurofwp.fit import fit
 from neurofwp.plasticity import get_rule, torch_backend
@@ -49,6 +49,32 @@ def _frequency_protocols():
     ]
 
 
+def fit_cell(coords: dict, *, starts: int, seed: int) -> dict:
+    """Sweep task: fit ``coords["rule"]`` to the bundled dataset ``coords["dataset"]``; curves for the figures."""
+    rule, name = coords["rule"], coords["dataset"]
+    protocols = datasets.protocols(name)
+    result = fit(rule, protocols, starts=starts, seed=seed, show_progress=False)
+    fitted = {p: result.attrs[f"param_{p}"] for p in get_rule(rule).parameter_names}
+    cell = {
+        "E": result.attrs["E"],
+        "parameters": fitted,
+        "free": result.attrs["free"].split(),
+        "dw_model": result.dw_percent_model.values.tolist(),
+        "dw_data": result.dw_percent.values.tolist(),
+        "repeat_hz": result.repeat_hz.values.tolist(),
+        "protocol_names": result.protocol.values.astype(str).tolist(),
+    }
+    for variable in ("sem_percent", "dt_ms"):
+        if variable in result:
+            cell[variable] = result[variable].values.tolist()
+    if name == "bipoo1998":
+        cell["window_curve"] = (100 * (torch_backend.simulate(rule, _window_protocols(), fitted).numpy()[:, 0] - 1)).tolist()
+    if name == "sjostrom2001":
+        curve = 100 * (torch_backend.simulate(rule, _frequency_protocols(), fitted).numpy()[:, 0] - 1)
+        cell["frequency_curve"] = curve.reshape(2, len(FREQUENCIES_HZ)).tolist()
+    return cell
+
+
 def compare(
     rules: Sequence[str] = RULES,
     dataset_names: Sequence[str] = DATASETS,
@@ -56,52 +82,64 @@ def compare(
     starts: int = 3,
     seed: int = 0,
     capacity_pairs: Sequence[int] = (8, 16, 32, 48, 64, 96, 128, 192, 256),
+    store: str | None = None,
+    workers: int = 1,
+    scheduler: str | None = None,
     show_progress: bool = True,
 ) -> xr.Dataset:
-    """Fit every rule to every dataset; E, parameters, predictions, curves and the capacity curve."""
+    """Fit every rule to every dataset; E, parameters, predictions, curves and the capacity curve.
+
+    The rule × dataset fits are independent cells of a :mod:`neurofwp.sweeps` sweep: they
+    run in this process, on ``workers`` local processes or on a dask ``scheduler``, and
+    with ``store`` (a folder) finished fits are kept and skipped on a rerun.
+    """
     rules, dataset_names = [get_rule(r).name for r in rules], list(dataset_names)
+    for name in dataset_names:
+        datasets.protocols(name)  # unknown names fail here, before any work
     all_parameters = sorted({p.name for r in rules for p in get_rule(r).parameters})
     errors = np.full((len(rules), len(dataset_names)), np.nan)
     params = np.full((len(rules), len(dataset_names), len(all_parameters)), np.nan)
     free = np.zeros_like(params, dtype=bool)
     variables: dict[str, tuple] = {}
-    window = _window_protocols()
-    frequency = _frequency_protocols()
     window_curves = np.full((len(rules), len(WINDOW_DT_MS)), np.nan)
     frequency_curves = np.full((len(rules), 2, len(FREQUENCIES_HZ)), np.nan)
 
-    cells = [(r, d) for d in range(len(dataset_names)) for r in range(len(rules))]
-    for r, d in tqdm(cells, desc="compare", unit="fit", disable=not show_progress):
-        rule, name = rules[r], dataset_names[d]
-        protocols = datasets.protocols(name)
-        result = fit(rule, protocols, starts=starts, seed=seed, show_progress=False)
-        errors[r, d] = result.attrs["E"]
+    options = {"starts": starts, "seed": seed}
+    cells = [{"rule": rule, "dataset": name} for name in dataset_names for rule in rules]
+    cell_store = sweeps.CellStore(store, options) if store is not None else None
+    results = sweeps.run(
+        fit_cell, cells, store=cell_store, workers=workers, scheduler=scheduler, progress=show_progress,
+        desc="compare", **options,
+    )  # fmt: skip
+    for coords, cell in zip(cells, results, strict=True):
+        r, d = rules.index(coords["rule"]), dataset_names.index(coords["dataset"])
+        name = coords["dataset"]
+        errors[r, d] = cell["E"]
         for i, parameter in enumerate(all_parameters):
-            if f"param_{parameter}" in result.attrs:
-                params[r, d, i] = result.attrs[f"param_{parameter}"]
-                free[r, d, i] = parameter in result.attrs["free"].split()
+            if parameter in cell["parameters"]:
+                params[r, d, i] = cell["parameters"][parameter]
+                free[r, d, i] = parameter in cell["free"]
         dim = f"protocol_{name}"
         key = f"dw_model_{name}"
         if key not in variables:
+            count = len(cell["dw_data"])
             variables[key] = (
-                (("rule", dim)),
-                np.full((len(rules), len(protocols)), np.nan),
+                ("rule", dim),
+                np.full((len(rules), count), np.nan),
                 {"units": "percent", "long_name": f"fitted prediction on {name}"},
             )
-            variables[f"dw_data_{name}"] = (dim, result.dw_percent.values, {"units": "percent"})
-            if "sem_percent" in result:
-                variables[f"sem_{name}"] = (dim, result.sem_percent.values, {"units": "percent"})
-            if "dt_ms" in result:
-                variables[f"dt_ms_{name}"] = (dim, result.dt_ms.values, {"units": "ms"})
-            variables[f"repeat_hz_{name}"] = (dim, result.repeat_hz.values, {"units": "Hz"})
-            variables[f"protocol_names_{name}"] = (dim, result.protocol.values.astype(str))
-        variables[key][1][r] = result.dw_percent_model.values
-        fitted = {p: result.attrs[f"param_{p}"] for p in get_rule(rule).parameter_names}
-        if name == "bipoo1998":
-            window_curves[r] = 100 * (torch_backend.simulate(rule, window, fitted).numpy()[:, 0] - 1)
-        if name == "sjostrom2001":
-            curve = 100 * (torch_backend.simulate(rule, frequency, fitted).numpy()[:, 0] - 1)
-            frequency_curves[r] = curve.reshape(2, len(FREQUENCIES_HZ))
+            variables[f"dw_data_{name}"] = (dim, np.array(cell["dw_data"]), {"units": "percent"})
+            if "sem_percent" in cell:
+                variables[f"sem_{name}"] = (dim, np.array(cell["sem_percent"]), {"units": "percent"})
+            if "dt_ms" in cell:
+                variables[f"dt_ms_{name}"] = (dim, np.array(cell["dt_ms"]), {"units": "ms"})
+            variables[f"repeat_hz_{name}"] = (dim, np.array(cell["repeat_hz"]), {"units": "Hz"})
+            variables[f"protocol_names_{name}"] = (dim, np.array(cell["protocol_names"]))
+        variables[key][1][r] = cell["dw_model"]
+        if "window_curve" in cell:
+            window_curves[r] = cell["window_curve"]
+        if "frequency_curve" in cell:
+            frequency_curves[r] = cell["frequency_curve"]
 
     capacity = retrieval_curve(
         capacity_pairs,
