@@ -74,6 +74,22 @@ def demo(pairs_text: str, d_key: int, seeds: int, seed: int, out: str | None, pr
         click.echo(f"saved {save_netcdf(curve, out)}")
 
 
+def _output_folder(path: str):
+    """The ``--out`` folder, created if missing; its parent must exist (a typo should not build a tree)."""
+    from pathlib import Path
+
+    from neurofwp.io import OutputPathError
+
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise OutputPathError(f"output path {folder} exists and is not a folder")
+    parent = folder.parent if str(folder.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputPathError(f"output folder {parent} does not exist")
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
 def _parameters(items: tuple[str, ...]) -> dict[str, float]:
     values = {}
     for item in items:
@@ -191,20 +207,27 @@ def fit_command(rule, data_csv, free, fixes, bound_items, backend, starts, seed,
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results", show_default=True)
 @click.option("--starts", default=3, show_default=True, help="random starts per fit")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--workers", default=1, show_default=True, help="local worker processes")
+@click.option("--scheduler", default=None, help="dask.distributed scheduler: tcp://HOST:PORT, or local:N")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def compare(out_dir: str, starts: int, seed: int, progress: bool) -> None:
+def compare(out_dir: str, starts: int, seed: int, workers: int, scheduler: str | None, progress: bool) -> None:
     """Fit the Hebbian, delta, learned-β and triplet rules to every bundled dataset; write results, figures, report."""
-    from pathlib import Path
 
     from neurofwp.analysis import figures, report
     from neurofwp.analysis.compare import LABELS
     from neurofwp.analysis.compare import compare as run_comparison
     from neurofwp.io import check_writable, save_netcdf
 
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = _output_folder(out_dir)
     check_writable(folder / "comparison.nc")
-    result = run_comparison(starts=starts, seed=seed, show_progress=progress)
+    result = run_comparison(
+        starts=starts,
+        seed=seed,
+        store=str(folder / "cells_compare"),
+        workers=workers,
+        scheduler=scheduler,
+        show_progress=progress,
+    )
     save_netcdf(result, folder / "comparison.nc")
     drawn = figures.all_figures(result, folder)
     html_path, md_path = report.write(result, folder, drawn)
@@ -228,11 +251,13 @@ def compare(out_dir: str, starts: int, seed: int, progress: bool) -> None:
     help="comma-separated models: softmax, or <map>-<rule> with map linear|dpfp<nu>|favor<m>, rule sum|delta "
     "[default: the paper's models of the setting]",
 )
-@click.option("--S", "s_text", default=None, help="numbers of unique keys, a,b,c or start:stop:step [default: 20:600:20]")
+@click.option(
+    "--S", "s_text", default=None, help="numbers of unique keys, a,b,c or start:stop:step [default: 20:600:20]"
+)
 @click.option("--quick", is_flag=True, help="a few models, S values and at most 2000 steps: minutes on a CPU")
 @click.option("--max-steps", type=int, default=None, help="training step cap per cell [default: 100000]")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/retrieval", show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results", show_default=True)
 @click.option("--workers", default=1, show_default=True, help="local worker processes")
 @click.option("--scheduler", default=None, help="dask.distributed scheduler: tcp://HOST:PORT, or local:N")
 @click.option("--device", default="cpu", show_default=True, help="torch device for training, e.g. cuda")
@@ -240,10 +265,9 @@ def compare(out_dir: str, starts: int, seed: int, progress: bool) -> None:
 def retrieval(setting, models_text, s_text, quick, max_steps, seed, out_dir, workers, scheduler, device, progress):
     """Train the associative-retrieval models of Schlag et al. (2021) over S; resumable (finished cells are kept)."""
     import dataclasses
-    from pathlib import Path
 
     from neurofwp import retrieval as rt
-    from neurofwp.io import OutputPathError, check_writable, save_netcdf
+    from neurofwp.io import check_writable, save_netcdf
     from neurofwp.retrieval.figure import figure
 
     setting = int(setting)
@@ -251,14 +275,19 @@ def retrieval(setting, models_text, s_text, quick, max_steps, seed, out_dir, wor
     models = [m.strip() for m in models_text.split(",") if m.strip()] if models_text else list(plan["models"])
     num_keys = _int_list(s_text) if s_text else list(plan["S"] or rt.DEFAULT_S[setting])
     config = plan["config"] if max_steps is None else dataclasses.replace(plan["config"], max_steps=max_steps)
-    folder = Path(out_dir)
-    if not folder.parent.is_dir():
-        raise OutputPathError(f"output folder {folder.parent} does not exist")
-    folder.mkdir(exist_ok=True)
+    folder = _output_folder(out_dir)
     result_path = check_writable(folder / f"retrieval_setting{setting}.nc")
     result = rt.sweep(
-        setting, models, num_keys, seed=seed, config=config, store=str(folder / f"cells_setting{setting}"),
-        workers=workers, scheduler=scheduler, device=device, progress=progress,
+        setting,
+        models,
+        num_keys,
+        seed=seed,
+        config=config,
+        store=str(folder / f"cells_setting{setting}"),
+        workers=workers,
+        scheduler=scheduler,
+        device=device,
+        progress=progress,
     )
     save_netcdf(result, result_path)
     drawn = figure(result, folder / f"retrieval_setting{setting}", reference=rt.paper_reference(setting))
@@ -283,13 +312,11 @@ def retrieval(setting, models_text, s_text, quick, max_steps, seed, out_dir, wor
 def fit_recording_command(source, unit, bin_ms, lags, likelihood, steps, seed, out_dir, progress) -> None:
     """Predict a recorded neuron's spikes (SOURCE: .nwb, .npz, or grasshopper1/grasshopper2) with an LN model,
     a Hebbian and a delta-rule fast-weight model; report held-out bits per spike."""
-    from pathlib import Path
 
     from neurofwp import recordings
     from neurofwp.io import check_writable, save_netcdf
 
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = _output_folder(out_dir)
     check_writable(folder / "recording_fit.nc")
     recording = recordings.load(source, unit)
     result = recordings.fit_recording(
@@ -343,8 +370,7 @@ def simulate(network: str, duration: str, seed: int, out_dir: str, progress: boo
     from neurofwp.io import check_writable, save_netcdf
     from neurofwp.networks import song2000
 
-    target = Path(out_dir) / f"{network}.nc"
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    target = _output_folder(out_dir) / f"{network}.nc"
     check_writable(target)
     result = song2000.simulate(_seconds(duration), seed=seed, show_progress=progress)
     save_netcdf(result, target)

@@ -108,7 +108,9 @@ def test_train_is_seeded_and_stops_by_its_rules():
     assert first["steps"] == 30 and len(first["eval_loss"]) == 3
     assert first["best_eval_loss"] == min(first["eval_loss"])
     # patience 0: the first evaluation that does not improve ends training
-    impatient = rt.train(1, "linear-sum", 6, config=dataclasses.replace(TINY, max_steps=1000, patience=0, learning_rate=1e-9))
+    impatient = rt.train(
+        1, "linear-sum", 6, config=dataclasses.replace(TINY, max_steps=1000, patience=0, learning_rate=1e-9)
+    )
     losses = impatient["eval_loss"]
     assert losses[-1] >= min(losses[:-1]) and all(b < a for a, b in zip(losses[:-2], losses[1:-1], strict=True))
     assert impatient["steps"] == 10 * len(losses)

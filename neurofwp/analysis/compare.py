@@ -68,7 +68,9 @@ def fit_cell(coords: dict, *, starts: int, seed: int) -> dict:
         if variable in result:
             cell[variable] = result[variable].values.tolist()
     if name == "bipoo1998":
-        cell["window_curve"] = (100 * (torch_backend.simulate(rule, _window_protocols(), fitted).numpy()[:, 0] - 1)).tolist()
+        cell["window_curve"] = (
+            100 * (torch_backend.simulate(rule, _window_protocols(), fitted).numpy()[:, 0] - 1)
+        ).tolist()
     if name == "sjostrom2001":
         curve = 100 * (torch_backend.simulate(rule, _frequency_protocols(), fitted).numpy()[:, 0] - 1)
         cell["frequency_curve"] = curve.reshape(2, len(FREQUENCIES_HZ)).tolist()

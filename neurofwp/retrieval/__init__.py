@@ -5,11 +5,23 @@ The untrained counterpart (store random pairs, measure recall) is
 """
 
 from neurofwp.retrieval.model import MODEL_PATTERN, ModelSpec, RetrievalModel, parse_model
-from neurofwp.retrieval.task import Batch, RetrievalTask
 from neurofwp.retrieval.reference import paper_reference
+from neurofwp.retrieval.task import Batch, RetrievalTask
 from neurofwp.retrieval.train import DEFAULT_S, QUICK, SETTING_MODELS, TrainConfig, run_cell, sweep, train
 
 __all__ = [
-    "DEFAULT_S", "MODEL_PATTERN", "QUICK", "SETTING_MODELS", "Batch", "ModelSpec", "RetrievalModel", "RetrievalTask",
-    "TrainConfig", "paper_reference", "parse_model", "run_cell", "sweep", "train",
+    "DEFAULT_S",
+    "MODEL_PATTERN",
+    "QUICK",
+    "SETTING_MODELS",
+    "Batch",
+    "ModelSpec",
+    "RetrievalModel",
+    "RetrievalTask",
+    "TrainConfig",
+    "paper_reference",
+    "parse_model",
+    "run_cell",
+    "sweep",
+    "train",
 ]

@@ -45,8 +45,16 @@ def figure(result: xr.Dataset, stem: str | Path, reference: pd.DataFrame | None 
         ref = reference[reference["model"].isin(result.model.values)].copy()
         ref["model"] = ref["model"].map(lambda m: label(m, d_key))
         sns.lineplot(
-            ref, x="S", y="best_eval_loss", hue="model", hue_order=order, palette=palette, linestyle="--",
-            alpha=0.6, legend=False, ax=ax,
+            ref,
+            x="S",
+            y="best_eval_loss",
+            hue="model",
+            hue_order=order,
+            palette=palette,
+            linestyle="--",
+            alpha=0.6,
+            legend=False,
+            ax=ax,
         )
         ax.plot([], [], "k--", alpha=0.6, label="Schlag et al. 2021 logs")
     ax.axhline(float(result.attrs.get("config_stop_loss", 1e-3)), color="0.7", lw=0.8, zorder=0)

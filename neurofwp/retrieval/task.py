@@ -75,7 +75,9 @@ class RetrievalTask:
 
     @staticmethod
     def _batch(keys, values, queries, targets) -> Batch:
-        return Batch(*(torch.as_tensor(np.ascontiguousarray(a), dtype=torch.long) for a in (keys, values, queries, targets)))
+        return Batch(
+            *(torch.as_tensor(np.ascontiguousarray(a), dtype=torch.long) for a in (keys, values, queries, targets))
+        )
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
         """A training batch: one query per sequence, a key drawn uniformly from the sequence."""

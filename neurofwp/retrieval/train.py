@@ -72,10 +72,16 @@ def _loss(prediction: torch.Tensor, targets: torch.Tensor, num_values: int) -> t
 
 
 def train(
-    setting: int, model_name: str, num_keys: int, *, seed: int = 0, config: TrainConfig = TrainConfig(),
-    device: str = "cpu", progress: bool = False,
+    setting: int,
+    model_name: str,
+    num_keys: int,
+    *,
+    seed: int = 0,
+    config: TrainConfig = TrainConfig(),
+    device: str = "cpu",
+    progress: bool = False,
 ) -> dict:
-    """Train one model on one task; return ``best_eval_loss``, ``steps``, ``eval_loss`` (per evaluation), ``seconds``."""
+    """Train one model on one task: ``best_eval_loss``, ``steps``, ``eval_loss`` (each evaluation), ``seconds``."""
     task = RetrievalTask(setting, num_keys)
     spec = parse_model(model_name)
     train_rng = np.random.default_rng([seed, 0])
@@ -87,7 +93,9 @@ def train(
     history: list[float] = []
     best, strike, step = float("inf"), 0, 0
     start = time.perf_counter()
-    bar = tqdm(total=config.max_steps, desc=f"{model_name} S={num_keys}", unit="step", disable=not progress, leave=False)
+    bar = tqdm(
+        total=config.max_steps, desc=f"{model_name} S={num_keys}", unit="step", disable=not progress, leave=False
+    )
     try:
         for step in range(1, config.max_steps + 1):
             model.train()
@@ -129,7 +137,11 @@ def train(
 def run_cell(coords: dict, *, setting: int, seed: int, config: dict, device: str = "cpu") -> dict:
     """Sweep task: train ``coords["model"]`` at ``coords["S"]`` (seed offset by S so cells differ)."""
     return train(
-        setting, coords["model"], int(coords["S"]), seed=seed + int(coords["S"]), config=TrainConfig(**config),
+        setting,
+        coords["model"],
+        int(coords["S"]),
+        seed=seed + int(coords["S"]),
+        config=TrainConfig(**config),
         device=device,
     )
 
@@ -163,8 +175,15 @@ def sweep(
     cells = [{"model": m, "S": int(s)} for m in models for s in num_keys]
     cell_store = sweeps.CellStore(store, options) if store is not None else None
     results = sweeps.run(
-        run_cell, cells, store=cell_store, workers=workers, scheduler=scheduler, progress=progress,
-        desc=f"retrieval setting {setting}", device=device, **options,
+        run_cell,
+        cells,
+        store=cell_store,
+        workers=workers,
+        scheduler=scheduler,
+        progress=progress,
+        desc=f"retrieval setting {setting}",
+        device=device,
+        **options,
     )
     dataset = sweeps.gather(
         cells,
