@@ -299,6 +299,35 @@ def retrieval(setting, models_text, s_text, quick, max_steps, seed, out_dir, wor
     click.echo(f"saved {result_path} and {', '.join(str(p) for p in drawn)}")
 
 
+@main.command(name="sweep")
+@click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results", show_default=True)
+@click.option("--workers", default=1, show_default=True, help="local worker processes")
+@click.option("--scheduler", default=None, help="dask.distributed scheduler: tcp://HOST:PORT, or local:N")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def sweep_command(config_path: str, out_dir: str, workers: int, scheduler: str | None, progress: bool) -> None:
+    """Run a sweep file (TOML: rules × parameter grids × datasets × seeds); resumable, one netCDF result."""
+    from pathlib import Path
+
+    from neurofwp import grid
+    from neurofwp.io import check_writable, save_netcdf
+
+    config = grid.load(config_path)
+    stem = Path(config_path).stem
+    folder = _output_folder(out_dir)
+    target = check_writable(folder / f"{stem}.nc")
+    counts = grid.describe(config)
+    click.echo(", ".join(f"{v} {k}" for k, v in counts.items()))
+    result = grid.run(
+        config, store=str(folder / f"cells_{stem}"), workers=workers, scheduler=scheduler, progress=progress
+    )
+    save_netcdf(result, target)
+    where = result.E.fillna(float("inf")).argmin(dim=...)
+    at = ", ".join(f"{dim}={result[dim].values[int(index)]}" for dim, index in where.items())
+    click.echo(f"lowest E = {float(result.E.min()):.4g} at {at}")
+    click.echo(f"saved {target}")
+
+
 @main.command(name="fit-recording")
 @click.argument("source")
 @click.option("--unit", default=None, help="NWB: id of the unit to predict (default: the first)")

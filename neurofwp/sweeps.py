@@ -38,6 +38,9 @@ from neurofwp.errors import NeurofwpError
 from neurofwp.io import OutputPathError, save_json
 
 Coords = Mapping[str, Any]
+
+#: Seconds to wait for a dask scheduler given by address before giving up.
+CONNECT_TIMEOUT_S = 20
 Result = dict[str, Any]
 
 __all__ = ["CellStore", "SweepError", "cell_key", "gather", "run", "parse_scheduler"]
@@ -202,7 +205,7 @@ def _run_dask(task, cells, pending, options, threads, target, finish) -> None:
     else:
         cluster = None
         try:
-            client = Client(value, timeout="20s")
+            client = Client(value, timeout=f"{CONNECT_TIMEOUT_S}s")
         except OSError as error:
             raise SweepError(f"cannot reach the dask scheduler at {value}: {error}") from None
     try:

@@ -40,23 +40,14 @@ def figure(result: xr.Dataset, stem: str | Path, reference: pd.DataFrame | None 
     order = [label(m, d_key) for m in result.model.values]
     palette = dict(zip(order, sns.color_palette("colorblind", len(order)), strict=True))
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    sns.lineplot(table, x="S", y="best_eval_loss", hue="model", hue_order=order, palette=palette, marker="o", ax=ax)
     if reference is not None and len(reference):
-        ref = reference[reference["model"].isin(result.model.values)].copy()
-        ref["model"] = ref["model"].map(lambda m: label(m, d_key))
-        sns.lineplot(
-            ref,
-            x="S",
-            y="best_eval_loss",
-            hue="model",
-            hue_order=order,
-            palette=palette,
-            linestyle="--",
-            alpha=0.6,
-            legend=False,
-            ax=ax,
-        )
-        ax.plot([], [], "k--", alpha=0.6, label="Schlag et al. 2021 logs")
+        for model in result.model.values:
+            rows = reference[reference["model"] == model].sort_values("S")
+            if len(rows):
+                colour = palette[label(model, d_key)]
+                ax.plot(rows["S"], rows["best_eval_loss"], "--", color=colour, alpha=0.6, label="_nolegend_")
+        ax.plot([], [], "--", color="0.4", label="Schlag et al. 2021 (their logs)")
+    sns.lineplot(table, x="S", y="best_eval_loss", hue="model", hue_order=order, palette=palette, marker="o", ax=ax)
     ax.axhline(float(result.attrs.get("config_stop_loss", 1e-3)), color="0.7", lw=0.8, zorder=0)
     setting = int(result.attrs.get("setting", 1))
     ax.set(
