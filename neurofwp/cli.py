@@ -391,8 +391,16 @@ def _seconds(text: str) -> float:
     show_default=True,
     help="folder for NETWORK.nc and the figure",
 )
+@click.option(
+    "--checkpoint-every",
+    default=None,
+    help="store the full state in OUT/NETWORK.checkpoint every so much simulated time (e.g. 10s); "
+    "a rerun resumes from it",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def simulate(network: str, duration: str, seed: int, out_dir: str, progress: bool) -> None:
+def simulate(
+    network: str, duration: str, seed: int, out_dir: str, checkpoint_every: str | None, progress: bool
+) -> None:
     """Simulate a plastic spiking network (song2000: 1000 Poisson inputs, STDP, one LIF neuron)."""
     from pathlib import Path
 
@@ -401,7 +409,10 @@ def simulate(network: str, duration: str, seed: int, out_dir: str, progress: boo
 
     target = _output_folder(out_dir) / f"{network}.nc"
     check_writable(target)
-    result = song2000.simulate(_seconds(duration), seed=seed, show_progress=progress)
+    checkpoint = {}
+    if checkpoint_every is not None:
+        checkpoint = {"checkpoint": target.with_suffix(".checkpoint"), "checkpoint_every_s": _seconds(checkpoint_every)}
+    result = song2000.simulate(_seconds(duration), seed=seed, show_progress=progress, **checkpoint)
     save_netcdf(result, target)
     figures = song2000.figure(result, str(Path(out_dir) / network))
     bimodal = song2000.bimodality(result.final_weight.values)

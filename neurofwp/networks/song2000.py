@@ -17,13 +17,18 @@ result: the weight distribution becomes bimodal, most weights near 0 or near
 
 from __future__ import annotations
 
+import ctypes
+import os
+import pickle
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 import neurofwp
-from neurofwp.errors import OutOfRangeError
+from neurofwp.errors import NeurofwpError, OutOfRangeError
+from neurofwp.io import atomic_path, check_writable
 from neurofwp.plasticity.brian2_backend import model_equations, pathway_code
 from neurofwp.plasticity.rules import get_rule
 
@@ -53,13 +58,13 @@ def build(config: Song2000Config, seed: int):
     rule = get_rule("stdp")
     b2.seed(seed)
     np.random.seed(seed)
-    clock = b2.Clock(dt=config.dt_ms * b2.ms)
-    inputs = b2.PoissonGroup(config.n_inputs, rates=config.input_rate_hz * b2.Hz, clock=clock)
+    clock = b2.Clock(dt=config.dt_ms * b2.ms, name="song2000_clock")
+    inputs = b2.PoissonGroup(config.n_inputs, rates=config.input_rate_hz * b2.Hz, clock=clock, name="song2000_inputs")
     neuron = b2.NeuronGroup(
         1,
         """dv/dt = (ge * (E_e - v) + E_l - v) / tau_m : volt
            dge/dt = -ge / tau_e : 1""",
-        threshold="v > v_t", reset="v = v_r", method="euler", clock=clock,
+        threshold="v > v_t", reset="v = v_r", method="euler", clock=clock, name="song2000_neuron",
         namespace={"E_e": config.E_e_mV * b2.mV, "E_l": config.E_l_mV * b2.mV, "tau_m": config.tau_m_ms * b2.ms,
                    "tau_e": config.tau_e_ms * b2.ms, "v_t": config.v_t_mV * b2.mV, "v_r": config.v_r_mV * b2.mV},
     )  # fmt: skip
@@ -68,7 +73,7 @@ def build(config: Song2000Config, seed: int):
         inputs, neuron, model=model_equations(rule),
         on_pre="ge += w\n" + pathway_code(rule, "pre", w_max="g_max"),
         on_post=pathway_code(rule, "post", w_max="g_max"),
-        namespace={"g_max": config.g_max}, clock=clock,
+        namespace={"g_max": config.g_max}, clock=clock, name="song2000_synapses",
     )  # fmt: skip
     synapses.connect()
     a_plus = config.A_plus_per_gmax * config.g_max
@@ -77,29 +82,73 @@ def build(config: Song2000Config, seed: int):
     synapses.tau_plus = synapses.tau_minus = config.tau_stdp_ms * b2.ms
     synapses.w = np.random.rand(config.n_inputs) * config.g_max
     step = max(1, int(round(config.record_every_s * 1000 / config.dt_ms)))
-    weights = b2.StateMonitor(synapses, "w", record=True, dt=step * clock.dt)
-    spikes = b2.SpikeMonitor(neuron)
-    return b2.Network(inputs, neuron, synapses, weights, spikes), synapses, weights, spikes
+    weights = b2.StateMonitor(synapses, "w", record=True, dt=step * clock.dt, name="song2000_weights")
+    spikes = b2.SpikeMonitor(neuron, name="song2000_spikes")
+    # Fixed names: a checkpoint is restored by object name (see simulate).
+    network = b2.Network(inputs, neuron, synapses, weights, spikes, name="song2000_network")
+    return network, synapses, weights, spikes
 
 
 def simulate(
-    duration_s: float = 100.0, *, seed: int = 0, config: Song2000Config | None = None, show_progress: bool = True
+    duration_s: float = 100.0,
+    *,
+    seed: int = 0,
+    config: Song2000Config | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every_s: float = 10.0,
+    show_progress: bool = True,
 ) -> xr.Dataset:
-    """Run the network; weights over time, output rate per recording bin and the final weights as a Dataset."""
+    """Run the network; weights over time, output rate per recording bin and the final weights as a Dataset.
+
+    With ``checkpoint`` (a file path) the complete state (variables, monitors, random
+    number generators) is stored there every ``checkpoint_every_s`` simulated seconds
+    with Brian2's ``Network.store``, written to a temporary file and renamed, so a kill
+    never leaves a broken checkpoint. If the file exists, the run resumes from it: the
+    result equals an uninterrupted run. A checkpoint made with another configuration or
+    seed is refused; a longer ``duration_s`` extends a finished run.
+    """
     import brian2 as b2
     from tqdm.auto import tqdm
 
     config = config or Song2000Config()
     if not duration_s > 0:
         raise OutOfRangeError(f"duration must be > 0 s, got {duration_s}")
+    if not checkpoint_every_s > 0:
+        raise OutOfRangeError(f"checkpoint interval must be > 0 s, got {checkpoint_every_s}")
+    identity = {"network": "song2000", "seed": seed, **asdict(config)}
+    snapshot, start_s = None, 0.0
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        if checkpoint.exists():
+            snapshot = _read_checkpoint(checkpoint, identity)
+            start_s = snapshot["reached_s"]
+            if start_s > duration_s + 1e-9:
+                raise OutOfRangeError(
+                    f"checkpoint {checkpoint} is at {start_s:g} s, beyond the requested duration {duration_s:g} s"
+                )
+        else:
+            check_writable(checkpoint)
     network, synapses, weights, spikes = build(config, seed)
-    with tqdm(total=round(duration_s, 3), unit="s sim", desc="song2000", disable=not show_progress) as bar:
+    if snapshot is not None:
+        _restore(network, snapshot)
+    step_s = checkpoint_every_s if checkpoint is not None else duration_s
+    with tqdm(total=round(duration_s, 3), initial=round(start_s, 3), unit="s sim", desc="song2000",
+              disable=not show_progress) as bar:  # fmt: skip
+        now = start_s
+        if now >= duration_s - 1e-9:
+            network.run(0 * b2.second)  # already there (a finished checkpoint): prepare the objects only
+        while now < duration_s - 1e-9:
+            segment = min(step_s, duration_s - now)
+            origin = now
 
-        def report(elapsed, completed, start, duration):
-            bar.n = round(float(completed) * duration_s, 3)
-            bar.refresh()
+            def report(elapsed, completed, start, duration, origin=origin, segment=segment):
+                bar.n = round(origin + float(completed) * segment, 3)
+                bar.refresh()
 
-        network.run(duration_s * b2.second, report=report, report_period=1 * b2.second)
+            network.run(segment * b2.second, report=report, report_period=1 * b2.second)
+            now = float(network.t / b2.second)
+            if checkpoint is not None:
+                _store(network, checkpoint, identity)
     times = np.asarray(weights.t / b2.second)
     edges = np.append(times, duration_s) if len(times) else np.array([0.0, duration_s])
     counts, _ = np.histogram(np.asarray(spikes.t / b2.second), bins=edges)
@@ -131,6 +180,96 @@ def simulate(
         coords={"time": ("time", times, {"units": "s"}), "synapse": np.arange(config.n_inputs)},
         attrs=attrs,
     )
+
+
+class CheckpointError(NeurofwpError, ValueError):
+    """A checkpoint file is unreadable or belongs to another configuration or seed."""
+
+
+def _buffer_size() -> int:
+    from brian2.codegen.generators import cython_generator
+
+    return int(getattr(cython_generator, "_BUFFER_SIZE", 20000))
+
+
+def _random_buffers() -> dict:
+    """Copies of Brian2's pending Cython random-number buffers (the device keeps only raw pointers to them)."""
+    import brian2 as b2
+
+    device, saved = b2.get_device(), {}
+    for kind in ("rand", "randn"):
+        pointer, index = int(getattr(device, f"{kind}_buffer")[0]), int(getattr(device, f"{kind}_buffer_index")[0])
+        if pointer and index:
+            values = np.ctypeslib.as_array((ctypes.c_double * _buffer_size()).from_address(pointer)).copy()
+            saved[kind] = (index, values)
+    return saved
+
+
+def _set_random_buffers(saved: dict) -> None:
+    """Put pending random numbers back as fresh ``malloc`` buffers (Brian2 ``free``s and refills them itself)."""
+    import brian2 as b2
+
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    device = b2.get_device()
+    for kind in ("rand", "randn"):
+        pointers, indices = getattr(device, f"{kind}_buffer"), getattr(device, f"{kind}_buffer_index")
+        if pointers[0]:
+            libc.free(ctypes.c_void_p(int(pointers[0])))
+        pointers[0], indices[0] = 0, 0
+        if kind in saved:
+            index, values = saved[kind]
+            buffer = libc.malloc(values.nbytes)
+            ctypes.memmove(buffer, values.ctypes.data, values.nbytes)
+            pointers[0], indices[0] = buffer, index
+
+
+def _store(network, path: Path, identity: dict) -> None:
+    """Store the network, its random state and pending random numbers in one file, atomically.
+
+    Brian2's own random-state snapshot holds pointers that are only valid inside the
+    process that made it; the pending numbers themselves are saved instead, so a run
+    resumed in a new process draws exactly the numbers the uninterrupted run would.
+    """
+    network.store("checkpoint")
+    snapshot = {
+        "identity": identity,
+        "state": network._stored_state.pop("checkpoint"),
+        "numpy_random_state": np.random.get_state(),
+        "random_buffers": _random_buffers(),
+    }
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as handle:
+            pickle.dump(snapshot, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _read_checkpoint(path: Path, identity: dict) -> dict:
+    """Load a checkpoint and check that it belongs to this configuration and seed."""
+    try:
+        with open(path, "rb") as handle:
+            snapshot = pickle.load(handle)
+        stored, reached = snapshot["identity"], float(snapshot["state"]["0_t"])
+    except Exception as error:  # not a checkpoint (truncated, another format): a clear message, not a crash
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(error).__name__}: {error})") from None
+    if stored != identity:
+        changed = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
+        raise CheckpointError(
+            f"checkpoint {path} was made with another configuration (differs in: {', '.join(changed)})"
+        )
+    snapshot["reached_s"] = reached
+    return snapshot
+
+
+def _restore(network, snapshot: dict) -> None:
+    """Put the network, numpy's random state and the pending random numbers back as they were stored."""
+    network._stored_state["checkpoint"] = snapshot["state"]
+    try:
+        network.restore("checkpoint")
+    finally:
+        network._stored_state.pop("checkpoint", None)
+    np.random.set_state(snapshot["numpy_random_state"])
+    _set_random_buffers(snapshot["random_buffers"])
 
 
 def bimodality(final_weight: np.ndarray, edge: float = 0.2) -> float:
