@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
-import tomllib
 import xarray as xr
 
 import neurofwp
@@ -70,7 +71,7 @@ class SweepConfig:
         }  # fmt: skip
 
 
-def _fail(path: Path, message: str):
+def _fail(path: Path, message: str) -> NoReturn:
     raise SweepConfigError(f"{path}: {message}")
 
 

@@ -35,7 +35,7 @@ def paper_reference(setting: int) -> pd.DataFrame:
     with resources.as_file(_path()) as path:
         table = pd.read_csv(path, comment="#")
     table = table[table["setting"] == setting]
-    names = []
+    names: list[str | None] = []
     for feature_map, update in zip(table["feature_map"], table["update_rule"], strict=True):
         if feature_map == "softmax":
             names.append("softmax")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -171,7 +172,7 @@ def sweep(
         RetrievalTask(setting, s)
     if not models or not num_keys:
         raise OutOfRangeError("a sweep needs at least one model and one S")
-    options = {"setting": setting, "seed": seed, "config": asdict(config)}
+    options: dict[str, Any] = {"setting": setting, "seed": seed, "config": asdict(config)}
     cells = [{"model": m, "S": int(s)} for m in models for s in num_keys]
     cell_store = sweeps.CellStore(store, options) if store is not None else None
     results = sweeps.run(
