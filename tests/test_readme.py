@@ -10,9 +10,10 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_readme_python_examples_run():
-    import re
+    from test_docs import compile_block, python_blocks
 
-    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    readme = ROOT / "README.md"
+    blocks = python_blocks(readme)
     assert len(blocks) == 2
-    for block in blocks:
-        exec(compile(block, "README.md", "exec"), {})
+    for line, code in blocks:
+        exec(compile_block(readme, line, code), {})

@@ -28,7 +28,7 @@ FUNCTIONS = {"exp": torch.exp, "log": torch.log, "sqrt": torch.sqrt, "tanh": tor
 
 @functools.lru_cache(maxsize=None)
 def compile_expression(text: str):
-    """Parse an arithmetic expression (names, numbers, + - * / **, exp/log/sqrt/tanh) once."""
+    """Parse an arithmetic expression (names, numbers, ``+ - * / **``, ``exp``/``log``/``sqrt``/``tanh``) once."""
     tree = ast.parse(text, mode="eval")
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED_NODES):
@@ -40,6 +40,7 @@ def compile_expression(text: str):
 
 
 def evaluate(text: str, namespace: dict[str, torch.Tensor | float]):
+    """Value of the expression ``text`` with its names taken from ``namespace`` (a missing name raises ``KeyError``)."""
     code, names = compile_expression(text)
     missing = [n for n in names if n not in namespace]
     if missing:

@@ -43,6 +43,7 @@ class Parameter:
 
     @property
     def is_time(self) -> bool:
+        """Whether the parameter is a time (name ending in ``_ms``; must be > 0)."""
         return self.name.endswith("_ms")
 
 
@@ -79,19 +80,23 @@ class Rule:
 
     @property
     def parameter_names(self) -> list[str]:
+        """The parameters' names, in definition order."""
         return [p.name for p in self.parameters]
 
     @property
     def clock_driven(self) -> bool:
+        """Whether the rule has a drift (then it is integrated on a time grid, not event by event)."""
         return self.drift is not None
 
     def parameter(self, name: str) -> Parameter:
+        """The parameter called ``name``; an unknown name raises :class:`~neurofwp.errors.UnknownNameError`."""
         for p in self.parameters:
             if p.name == name:
                 return p
         raise UnknownNameError(f"parameter of rule {self.name!r}", name, self.parameter_names)
 
     def defaults(self) -> dict[str, float]:
+        """Every parameter's default value, by name."""
         return {p.name: p.default for p in self.parameters}
 
     def resolve(self, values: Mapping[str, float] | None = None) -> dict[str, float]:
@@ -104,6 +109,7 @@ class Rule:
 
 
 def check_parameter_value(parameter: Parameter, value: object) -> float:
+    """``value`` as a float: a number, finite, and > 0 for a time constant (else a :mod:`neurofwp.errors` error)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         try:
             value = float(value)  # numpy scalars, 0-d tensors
@@ -223,7 +229,8 @@ RULES: dict[str, Rule] = {
 
 
 def get_rule(name: str | Rule) -> Rule:
-    """The rule called ``name`` (``stdp``, ``stdp-nearest``, ``triplet``, ``triplet-nearest``, ``delta``, ``stdp-modulated``)."""
+    """The rule called ``name``: ``stdp``, ``stdp-nearest``, ``triplet``, ``triplet-nearest``, ``delta`` or
+    ``stdp-modulated`` (a :class:`Rule` is returned as it is)."""
     if isinstance(name, Rule):
         return name
     if name not in RULES:

@@ -43,6 +43,7 @@ class FeatureMap(nn.Module, abc.ABC):
         self.normalize_sum = normalize_sum
 
     def output_dim(self, input_dim: int) -> int:
+        """Size of φ(x) for an input of size ``input_dim`` (the fast weights' key size ``Dk``)."""
         return input_dim
 
     @abc.abstractmethod
@@ -50,6 +51,7 @@ class FeatureMap(nn.Module, abc.ABC):
         """φ(x) before the optional sum normalisation; each map defines it."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """φ(x) on the last dim of ``x``, divided by its sum when ``normalize_sum``."""
         if not isinstance(x, torch.Tensor):
             raise DTypeError(f"feature maps take a torch.Tensor, got {type(x).__name__}")
         if x.ndim < 1:
@@ -181,7 +183,8 @@ NAMES = ("identity", "elu+1", "dpfp", "favor+")
 
 
 def get(name: str, input_dim: int | None = None, *, normalize_sum: bool = False, **options) -> FeatureMap:
-    """Build a feature map by name: ``identity``, ``elu+1``, ``dpfp`` (``nu=``), ``favor+`` (``num_features=``, ``seed=``).
+    """Build a feature map by name: ``identity``, ``elu+1``, ``dpfp`` (``nu=``), ``favor+``
+    (``num_features=``, ``seed=``).
 
     ``input_dim`` is needed by ``favor+`` only (its random projection has that width).
     """

@@ -4,8 +4,9 @@ For an input sequence :math:`x_t \in \mathbb{R}^{d_\text{model}}` and each head,
 
 .. math::
 
-    k_t = \phi(W_k x_t),\quad q_t = \phi(W_q x_t),\quad v_t = W_v x_t,\quad
-    \beta_t = \sigma(w_\beta^\top x_t),\quad \alpha_t = \sigma(w_\alpha^\top x_t)\ \text{(optional)},
+    k_t = \mathrm{norm}(\phi(W_k x_t)),\quad q_t = \mathrm{norm}(\phi(W_q x_t)),\quad v_t = W_v x_t,\quad
+    \beta_t = \sigma(w_\beta^\top x_t + b_\beta),\quad
+    \alpha_t = \sigma(w_\alpha^\top x_t + b_\alpha)\ \text{(optional)},
 
 the fast weights ``S`` are written by the chosen rule (:func:`~neurofwp.tensor.hebbian_rule`
 or :func:`~neurofwp.tensor.delta_rule`, whose learning rate is the *learned, dynamic*
@@ -42,11 +43,11 @@ class FastWeightLayer(nn.Module):
         key_norm: ``"sum"`` (divide features by their sum; default for positive maps),
             ``"l2"`` (unit length; default for ``identity``) or ``"none"``. The delta rule
             is stable when :math:`\\beta \\lVert \\phi(k) \\rVert^2 \\le 2`, which both norms ensure.
-        learned_beta: compute :math:`\\beta_t = \\sigma(w_\\beta^\\top x_t)` (delta rule); otherwise
+        learned_beta: compute :math:`\\beta_t = \\sigma(w_\\beta^\\top x_t + b_\\beta)` (delta rule); otherwise
             use the constant ``beta``.
         beta: constant learning rate when ``learned_beta=False``.
-        gated: learn a forget gate :math:`\\alpha_t = \\sigma(w_\\alpha^\\top x_t)` (gated variants).
-        normalize: attention normaliser of the Hebbian rule (see :func:`hebbian_rule`).
+        gated: learn a forget gate :math:`\\alpha_t = \\sigma(w_\\alpha^\\top x_t + b_\\alpha)` (gated variants).
+        normalize: attention normaliser of the Hebbian rule (see :func:`~neurofwp.tensor.rules.hebbian_rule`).
         mode, chunk_size: passed to the rule.
     """
 

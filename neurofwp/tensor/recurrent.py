@@ -40,7 +40,8 @@ def delta_write(
     beta: torch.Tensor,
     decay: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    r"""Delta rule: :math:`S_t = \tilde S + \beta_t k_t (v_t - \tilde S^\top k_t)^\top`, :math:`\tilde S = \alpha_t S_{t-1}`.
+    r"""Delta rule: :math:`S_t = \tilde S + \beta_t k_t (v_t - \tilde S^\top k_t)^\top`,
+    :math:`\tilde S = \alpha_t S_{t-1}`.
 
     The write replaces (a fraction ``beta`` of) the value currently stored under ``key``
     by the new value, instead of only adding to it.
