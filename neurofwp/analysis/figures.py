@@ -47,6 +47,7 @@ def _palette(rules):
 
 
 def window(result: xr.Dataset, folder: Path) -> list[Path]:
+    """STDP window: the Bi & Poo (1998) cells and each rule fitted to them (``window.png``/``.svg``)."""
     rules = list(result.rule.values)
     fig, ax = plt.subplots(figsize=(6, 4))
     points = pd.DataFrame({"dt": result["dt_ms_bipoo1998"].values, "dw": result["dw_data_bipoo1998"].values})
@@ -63,6 +64,7 @@ def window(result: xr.Dataset, folder: Path) -> list[Path]:
 
 
 def frequency(result: xr.Dataset, folder: Path) -> list[Path]:
+    """Weight change vs pairing frequency at ±10 ms: Sjöström et al. (2001) and each fitted rule."""
     rules = list(result.rule.values)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=True)
     names = result["protocol_names_sjostrom2001"].values
@@ -98,6 +100,7 @@ def frequency(result: xr.Dataset, folder: Path) -> list[Path]:
 
 
 def model_vs_data(result: xr.Dataset, folder: Path) -> list[Path]:
+    """Fitted prediction against measurement, one point per protocol, one panel per dataset."""
     frames = []
     for name in result.dataset.values:
         data = result[f"dw_data_{name}"].values
@@ -127,6 +130,7 @@ def model_vs_data(result: xr.Dataset, folder: Path) -> list[Path]:
 
 
 def error_heatmap(result: xr.Dataset, folder: Path) -> list[Path]:
+    """Fit error E per rule and dataset (colour on a log scale, values annotated)."""
     table = result.E.to_pandas().rename(index=LABELS)
     fig, ax = plt.subplots(figsize=(6, 3.2))
     sns.heatmap(
@@ -142,6 +146,7 @@ def error_heatmap(result: xr.Dataset, folder: Path) -> list[Path]:
 
 
 def capacity(result: xr.Dataset, folder: Path) -> list[Path]:
+    """Retrieval error of the tensor rules vs the number of stored pairs S (``retrieval_error``)."""
     table = result.retrieval_error.to_dataframe().reset_index()
     table["fast_rule"] = table["fast_rule"].map(FAST_LABELS)
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -159,6 +164,8 @@ def capacity(result: xr.Dataset, folder: Path) -> list[Path]:
 
 
 def all_figures(result: xr.Dataset, folder: Path) -> dict[str, list[Path]]:
+    """Every figure of a :func:`~neurofwp.analysis.compare.compare` result (all rules and both datasets),
+    as PNG and SVG in ``folder``; the paths by figure name."""
     sns.set_theme(style="ticks", context="paper")
     return {
         "window": window(result, folder),

@@ -41,6 +41,8 @@ from neurofwp.tensor import delta_rule
 
 @dataclass(frozen=True)
 class DeltaReadoutConfig:
+    """Sizes, rates (Hz), times (ms) and the learning rate ``eta`` of the readout network."""
+
     n_inputs: int = 16
     n_outputs: int = 2
     n_patterns: int = 3
