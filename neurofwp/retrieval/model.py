@@ -40,6 +40,7 @@ from neurofwp.tensor.rules import delta_rule, hebbian_rule
 
 __all__ = ["ModelSpec", "RetrievalModel", "parse_model", "MODEL_PATTERN"]
 
+#: The model names :func:`parse_model` accepts.
 MODEL_PATTERN = "softmax, or <map>-<rule> with map linear | dpfp<nu> | favor<m> and rule sum | delta"
 _NAME = re.compile(r"(?P<map>linear|dpfp(?P<nu>[1-9]\d*)|favor(?P<m>[1-9]\d*))-(?P<update>sum|delta)")
 

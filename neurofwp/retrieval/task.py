@@ -53,7 +53,7 @@ class RetrievalTask:
 
     @property
     def length(self) -> int:
-        """Sequence length L: S in setting 1, 2S in setting 2."""
+        """The sequence length L (S in setting 1, 2S in setting 2)."""
         return self.num_keys if self.setting == 1 else 2 * self.num_keys
 
     def _sequences(self, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
