@@ -15,6 +15,7 @@ side by side in one Brian2 network, to confirm an optimum.
 
 from __future__ import annotations
 
+import numbers
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,9 +26,17 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
-from neurofwp.errors import NeurofwpError, OutOfRangeError, UnknownNameError
-from neurofwp.plasticity import BACKENDS, brian2_backend, predict, torch_backend
-from neurofwp.plasticity.rules import Rule, check_parameter_value, get_rule
+from neurofwp.errors import DTypeError, NeurofwpError, OutOfRangeError, UnknownNameError
+from neurofwp.plasticity import (
+    BACKENDS,
+    brian2_backend,
+    check_dt,
+    check_protocols,
+    check_rule,
+    predict,
+    torch_backend,
+)
+from neurofwp.plasticity.rules import Rule, check_parameter_value
 from neurofwp.protocols import Protocol, ProtocolError
 
 # Which parameters are free by default; the others keep their defaults (time constants
@@ -61,15 +70,37 @@ def objective_terms(protocols: Sequence[Protocol]) -> tuple[np.ndarray, np.ndarr
 
 
 def _bounds(rule: Rule, free: Sequence[str], bounds: Mapping[str, tuple[float, float]] | None):
+    bounds = {} if bounds is None else bounds
+    if not isinstance(bounds, Mapping):
+        raise DTypeError(f"bounds must be a mapping name -> (low, high), got {type(bounds).__name__}")
+    for name in bounds:
+        rule.parameter(name)  # an unknown name raises UnknownNameError
+        if name not in free:
+            raise NeurofwpError(
+                f"a bound is given for {name}, which is not a free parameter (free: {', '.join(free)}); "
+                f"free it too, or drop the bound"
+            )
     result = {}
     for name in free:
-        low, high = (bounds or {}).get(name, rule.parameter(name).bounds)
+        pair = bounds.get(name, rule.parameter(name).bounds)
+        try:
+            low, high = (float(x) for x in pair)
+        except (TypeError, ValueError):
+            raise DTypeError(f"bounds of {name} must be a pair of numbers (low, high), got {pair!r}") from None
         if not (np.isfinite(low) and np.isfinite(high) and low < high):
-            raise OutOfRangeError(f"bounds of {name} must be finite with low < high, got ({low}, {high})")
+            raise OutOfRangeError(f"bounds of {name} must be finite with low < high, got ({low:g}, {high:g})")
         if rule.parameter(name).is_time and low <= 0:
-            raise OutOfRangeError(f"lower bound of time constant {name} must be > 0 ms, got {low}")
-        result[name] = (float(low), float(high))
+            raise OutOfRangeError(f"lower bound of time constant {name} must be > 0 ms, got {low:g}")
+        result[name] = (low, high)
     return result
+
+
+def _positive_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise DTypeError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise OutOfRangeError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
 
 
 class _Problem:
@@ -140,24 +171,40 @@ def fit(
         starts: random starts, uniform within the bounds (the first start is the defaults, clipped).
         seed: seeds the starts; the fit is reproducible from it.
     """
-    rule = get_rule(rule)
+    rule = check_rule(rule)
     if backend not in BACKENDS:
         raise UnknownNameError("backend", backend, BACKENDS)
-    if isinstance(starts, bool) or not isinstance(starts, int) or starts < 1:
-        raise OutOfRangeError(f"starts must be an int >= 1, got {starts!r}")
+    starts = _positive_int("starts", starts, 1)
+    seed = _positive_int("seed", seed, 0)
+    max_iterations = _positive_int("max_iterations", max_iterations, 1)
+    dt_ms = check_dt(dt_ms)
+    protocols = check_protocols(protocols)
+    if fixed is not None and not isinstance(fixed, Mapping):
+        raise DTypeError(f"fixed must be a mapping name -> value, got {type(fixed).__name__}")
     fixed = {name: check_parameter_value(rule.parameter(name), value) for name, value in (fixed or {}).items()}
     if free is None:  # the rule's defaults, minus whatever the caller fixes
-        free = [name for name in DEFAULT_FREE[rule.name] if name not in fixed]
-    free = list(free)
+        free = [name for name in DEFAULT_FREE.get(rule.name, rule.parameter_names) if name not in fixed]
+    free = [free] if isinstance(free, str) else list(free)
     for name in free:
         rule.parameter(name)
         if name in fixed:
             raise NeurofwpError(f"parameter {name} cannot be both free and fixed")
     if not free:
         raise NeurofwpError(f"no free parameters left to fit for rule {rule.name!r}")
+    if len(set(free)) != len(free):
+        raise NeurofwpError(f"free parameters are listed twice: {', '.join(free)}")
     held = {**{k: v for k, v in rule.defaults().items() if k not in free}, **fixed}
     limits = _bounds(rule, free, bounds)
-    problem = _Problem(rule, list(protocols), free, held, limits, backend, dt_ms)
+    problem = _Problem(rule, protocols, free, held, limits, backend, dt_ms)
+    if rule.clock_driven:  # checked once here, not part-way through the optimisation
+        for trace in rule.traces:
+            name = next(p.name for p in rule.parameters if p.symbol == trace.tau)
+            shortest = limits[name][0] if name in limits else held[name]
+            if dt_ms >= shortest:
+                raise OutOfRangeError(
+                    f"dt_ms = {dt_ms:g} must be smaller than every trace time constant; {name} can be {shortest:g} ms"
+                )
+        torch_backend.event_table(protocols, dt_ms)  # every event on the dt_ms grid
 
     rng = np.random.default_rng(seed)
     defaults = np.array([(rule.parameter(n).default - limits[n][0]) / (limits[n][1] - limits[n][0]) for n in free])

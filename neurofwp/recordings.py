@@ -27,7 +27,9 @@ with nitime serve as the real example (``grasshopper1``, ``grasshopper2``).
 from __future__ import annotations
 
 import math
+import numbers
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,11 +39,12 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 import neurofwp
-from neurofwp.errors import NeurofwpError, OutOfRangeError, UnknownNameError
+from neurofwp.errors import DTypeError, NeurofwpError, OutOfRangeError, UnknownNameError
 from neurofwp.tensor import FastWeightLayer
 
 MODELS = ("ln", "hebbian-fwp", "delta-fwp")
 LIKELIHOODS = ("poisson", "bernoulli")
+MAX_DESIGN_SIZE = 500_000_000  # bins × (lags + 1), per input channel: a bound on memory, not on a recording
 
 
 class RecordingError(NeurofwpError, ValueError):
@@ -60,34 +63,86 @@ class Recording:
     source: str = ""
 
     def __post_init__(self):
-        self.spike_times_s = np.asarray(self.spike_times_s, dtype=float).ravel()
-        if not np.all(np.isfinite(self.spike_times_s)):
-            raise RecordingError(f"{self.source}: spike times hold NaN or inf")
+        label = self.source or "recording"  # the name in messages
+        self.spike_times_s = _times_array(self.spike_times_s, label, "spike times")
+        self.duration_s = _real(self.duration_s, label, "duration_s")
         if self.stimulus is not None:
-            self.stimulus = np.asarray(self.stimulus, dtype=float)
+            self.stimulus = _numeric_array(self.stimulus, label, "the stimulus")
             if self.stimulus.ndim == 1:
                 self.stimulus = self.stimulus[:, None]
+            if self.stimulus.ndim != 2 or self.stimulus.shape[0] == 0 or self.stimulus.shape[1] == 0:
+                raise RecordingError(
+                    f"{label}: the stimulus must be [samples] or [samples, channels] with at least one sample, "
+                    f"got shape {self.stimulus.shape}"
+                )
             if not np.all(np.isfinite(self.stimulus)):
-                raise RecordingError(f"{self.source}: the stimulus holds NaN or inf")
-            if not self.stimulus_rate_hz or self.stimulus_rate_hz <= 0:
-                raise RecordingError(f"{self.source}: a stimulus needs a sampling rate > 0 Hz")
+                raise RecordingError(f"{label}: the stimulus holds NaN or inf")
+            rate = None if self.stimulus_rate_hz is None else _real(self.stimulus_rate_hz, label, "stimulus_rate_hz")
+            if rate is None or not (math.isfinite(rate) and rate > 0):
+                raise RecordingError(f"{label}: a stimulus needs a finite sampling rate > 0 Hz")
+            self.stimulus_rate_hz = rate
+        if not isinstance(self.input_spike_times_s, Mapping):
+            raise RecordingError(
+                f"{label}: input_spike_times_s must map input names to spike times, "
+                f"got {type(self.input_spike_times_s).__name__}"
+            )
+        self.input_spike_times_s = {
+            str(name): _times_array(times, label, f"spike times of input {name!r}")
+            for name, times in self.input_spike_times_s.items()
+        }
         if self.stimulus is None and not self.input_spike_times_s:
-            raise RecordingError(f"{self.source}: no inputs (neither a stimulus nor other neurons' spikes)")
-        if not self.duration_s > 0:
-            raise RecordingError(f"{self.source}: duration must be > 0 s")
+            raise RecordingError(f"{label}: no inputs (neither a stimulus nor other neurons' spikes)")
+        if not (math.isfinite(self.duration_s) and self.duration_s > 0):
+            raise RecordingError(f"{label}: duration must be a finite number > 0 s, got {self.duration_s}")
+
+
+def _numeric_array(value: object, source: str, what: str) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise RecordingError(f"{source}: {what} must be numbers, got {type(value).__name__}") from None
+
+
+def _times_array(value: object, source: str, what: str) -> np.ndarray:
+    """Spike times (s) as a finite 1-d float array."""
+    times = _numeric_array(value, source, what)
+    if times.ndim > 1:
+        raise RecordingError(f"{source}: {what} must be a 1-d array, got shape {times.shape}")
+    times = np.atleast_1d(times)
+    if not np.all(np.isfinite(times)):
+        raise RecordingError(f"{source}: {what} hold NaN or inf")
+    return times
+
+
+def _real(value: object, source: str, what: str) -> float:
+    """One number (a Python or numpy scalar, or a one-element array)."""
+    if isinstance(value, bool):
+        raise RecordingError(f"{source}: {what} must be a number, got {value!r}")
+    array = _numeric_array(value, source, what)
+    if array.size != 1:
+        raise RecordingError(f"{source}: {what} must be a single number, got an array of shape {array.shape}")
+    return float(array.reshape(()))
 
 
 def load(source: str | os.PathLike, unit: int | str | None = None) -> Recording:
     """Load ``grasshopper1``/``grasshopper2`` (nitime's example data), an ``.nwb`` or an ``.npz`` file."""
+    if not isinstance(source, (str, os.PathLike)):
+        raise RecordingError(f"a recording source is a path or a bundled name, got {type(source).__name__}")
     text = str(source)
     if text in ("grasshopper1", "grasshopper2"):
+        if unit is not None:
+            raise RecordingError(f"{text}: holds one neuron; a unit can be chosen in NWB files only")
         return grasshopper(int(text[-1]))
     path = Path(source)
+    if path.is_dir():
+        raise RecordingError(f"{path}: is a folder, not a recording file")
     if not path.is_file():
         raise RecordingError(f"{path}: no such file")
     if path.suffix == ".nwb":
         return load_nwb(path, unit)
     if path.suffix == ".npz":
+        if unit is not None:
+            raise RecordingError(f"{path}: a unit can be chosen in NWB files only")
         return load_npz(path)
     raise RecordingError(f"{path}: unknown recording format {path.suffix!r}; use .nwb or .npz")
 
@@ -120,12 +175,19 @@ def load_npz(path: str | os.PathLike) -> Recording:
         for key in ("spike_times_s", "duration_s"):
             if key not in archive:
                 raise RecordingError(f"{path}: missing array {key!r}; has {sorted(archive.files)}")
-        inputs = {k.split("__", 1)[1]: archive[k] for k in archive.files if k.startswith("input_spike_times_s__")}
+
+        def read(key: str) -> np.ndarray:
+            try:
+                return archive[key]
+            except ValueError as error:  # object arrays need pickle, which is refused
+                raise RecordingError(f"{path}: array {key!r} cannot be read ({error})") from None
+
+        inputs = {k.split("__", 1)[1]: read(k) for k in archive.files if k.startswith("input_spike_times_s__")}
         return Recording(
-            archive["spike_times_s"],
-            float(archive["duration_s"]),
-            archive["stimulus"] if "stimulus" in archive else None,
-            float(archive["stimulus_rate_hz"]) if "stimulus_rate_hz" in archive else None,
+            read("spike_times_s"),
+            _real(read("duration_s"), str(path), "duration_s"),
+            read("stimulus") if "stimulus" in archive else None,
+            _real(read("stimulus_rate_hz"), str(path), "stimulus_rate_hz") if "stimulus_rate_hz" in archive else None,
             inputs,
             source=str(path),
         )
@@ -144,17 +206,24 @@ def load_nwb(path: str | os.PathLike, unit: int | str | None = None) -> Recordin
     try:
         if nwb.units is None or len(nwb.units) == 0:
             raise RecordingError(f"{path}: no Units table with spike times")
-        ids = list(nwb.units.id[:])
-        row = 0 if unit is None else (ids.index(int(unit)) if int(unit) in ids else None)
-        if row is None:
+        ids = [int(i) for i in nwb.units.id[:]]
+        wanted = None if unit is None else _unit_id(unit, path)
+        if wanted is not None and wanted not in ids:
             raise RecordingError(f"{path}: no unit with id {unit}; ids are {ids}")
-        trains = [np.asarray(nwb.units.get_unit_spike_times(i)) for i in range(len(ids))]
+        row = 0 if wanted is None else ids.index(wanted)
+        try:
+            trains = [_times_array(nwb.units.get_unit_spike_times(i), str(path), f"spike times of unit {ids[i]}")
+                      for i in range(len(ids))]  # fmt: skip
+        except (KeyError, IndexError, AttributeError) as error:
+            raise RecordingError(f"{path}: the Units table has no readable spike times ({error})") from None
         stimulus, rate = None, None
         series = list(nwb.stimulus.values())
         if series:
             first = series[0]
-            stimulus = np.asarray(first.data[:])
-            rate = first.rate if first.rate is not None else 1.0 / float(np.median(np.diff(first.timestamps[:])))
+            stimulus = _numeric_array(first.data[:], str(path), f"the stimulus {first.name!r}")
+            rate = first.rate if first.rate is not None else _rate_from_timestamps(first.timestamps[:], path)
+            if not (math.isfinite(rate) and rate > 0):
+                raise RecordingError(f"{path}: the stimulus {first.name!r} has sampling rate {rate}; need > 0 Hz")
         ends = [t.max() for t in trains if len(t)] + ([len(stimulus) / rate] if stimulus is not None else [])
         duration = float(max(ends)) if ends else 0.0
         inputs = {f"unit{ids[i]}": trains[i] for i in range(len(ids)) if i != row}
@@ -163,16 +232,42 @@ def load_nwb(path: str | os.PathLike, unit: int | str | None = None) -> Recordin
         io.close()
 
 
+def _unit_id(unit: object, path) -> int:
+    try:
+        if isinstance(unit, bool) or float(unit) != int(float(unit)):
+            raise ValueError
+        return int(float(unit))
+    except (TypeError, ValueError, OverflowError):
+        raise RecordingError(f"{path}: a unit is chosen by its integer id, got {unit!r}") from None
+
+
+def _rate_from_timestamps(timestamps, path) -> float:
+    steps = np.diff(np.asarray(timestamps, dtype=float))
+    step = float(np.median(steps)) if len(steps) else math.nan
+    if not (math.isfinite(step) and step > 0):
+        raise RecordingError(f"{path}: the stimulus timestamps do not give a sampling rate (need increasing times)")
+    return 1.0 / step
+
+
 def design(recording: Recording, bin_ms: float, lags: int) -> tuple[np.ndarray, np.ndarray]:
     """Lag features ``[T, channels · lags]`` (z-scored) and spike counts ``[T]`` in bins of ``bin_ms``."""
+    if isinstance(bin_ms, bool) or not isinstance(bin_ms, numbers.Real):
+        raise DTypeError(f"bin_ms must be a number, got {bin_ms!r}")
     if not bin_ms > 0:
         raise OutOfRangeError(f"bin_ms must be > 0, got {bin_ms}")
     if isinstance(lags, bool) or not isinstance(lags, int) or lags < 1:
         raise OutOfRangeError(f"lags must be an int >= 1, got {lags!r}")
     width = bin_ms / 1000.0
     n_bins = int(recording.duration_s // width)
+    if n_bins * (lags + 1) > MAX_DESIGN_SIZE:
+        raise OutOfRangeError(
+            f"{recording.source or 'recording'}: {n_bins} bins of {bin_ms:g} ms with {lags} lags "
+            "make a design matrix too large; use larger bins"
+        )
     if n_bins < 10 * lags:
-        raise RecordingError(f"{recording.source}: {n_bins} bins of {bin_ms} ms are too few for {lags} lags")
+        raise RecordingError(
+            f"{recording.source or 'recording'}: {n_bins} bins of {bin_ms} ms are too few for {lags} lags"
+        )
     edges = np.arange(n_bins + 1) * width
     counts = np.histogram(recording.spike_times_s, bins=edges)[0].astype(float)
     channels, first_lag = [], []
@@ -260,8 +355,29 @@ def fit_recording(
     show_progress: bool = True,
 ) -> xr.Dataset:
     """Fit each model on the first ``train_fraction`` of the recording; held-out bits per spike and rates."""
+    if not isinstance(recording, Recording):
+        raise DTypeError(f"fit_recording takes a Recording (see recordings.load), got {type(recording).__name__}")
+    models = (models,) if isinstance(models, str) else tuple(models)
+    if not models:
+        raise OutOfRangeError("models is empty; choose from " + ", ".join(MODELS))
+    for kind in models:
+        if kind not in MODELS:
+            raise UnknownNameError("recording model", kind, MODELS)
+    if len(set(models)) != len(models):
+        raise OutOfRangeError(f"models are listed twice: {', '.join(models)}")
     if likelihood not in LIKELIHOODS:
         raise UnknownNameError("likelihood", likelihood, LIKELIHOODS)
+    for name, value in (("steps", steps), ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise DTypeError(f"{name} must be an int, got {value!r}")
+    if steps < 1:
+        raise OutOfRangeError(f"steps must be >= 1, got {steps}")
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
+        raise DTypeError(f"learning_rate must be a number, got {learning_rate!r}")
+    if not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise OutOfRangeError(f"learning_rate must be a finite number > 0, got {learning_rate}")
+    if isinstance(train_fraction, bool) or not isinstance(train_fraction, numbers.Real):
+        raise DTypeError(f"train_fraction must be a number, got {train_fraction!r}")
     if not 0.1 <= train_fraction <= 0.95:
         raise OutOfRangeError(f"train_fraction must lie in [0.1, 0.95], got {train_fraction}")
     features, counts = design(recording, bin_ms, lags)
@@ -270,7 +386,7 @@ def fit_recording(
     y = torch.as_tensor(counts, dtype=torch.float32)
     test_spikes = float(counts[split:].sum()) if likelihood == "poisson" else float((counts[split:] > 0).sum())
     if test_spikes == 0 or counts[:split].sum() == 0:
-        raise RecordingError(f"{recording.source}: no spikes in the training or held-out part")
+        raise RecordingError(f"{recording.source or 'recording'}: no spikes in the training or held-out part")
     null_eta = _homogeneous(counts[:split], likelihood)
     null_test = float(log_likelihood(torch.full_like(y[split:], null_eta), y[split:], likelihood).sum())
 

@@ -29,7 +29,7 @@ def list() -> builtins.list[str]:  # noqa: A001 - the documented name
 
 
 def _path(name: str):
-    if name not in _FILES:
+    if not isinstance(name, str) or name not in _FILES:
         raise UnknownNameError("dataset", name, sorted(_FILES))
     return resources.files(__name__).joinpath(_FILES[name])
 

@@ -6,19 +6,91 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import xarray as xr
 
 import neurofwp
-from neurofwp.errors import UnknownNameError
-from neurofwp.plasticity.rules import RULES, Parameter, Rule, Trace, get_rule
-from neurofwp.protocols import Protocol
+from neurofwp.errors import DTypeError, OutOfRangeError, ShapeError, UnknownNameError
+from neurofwp.plasticity.rules import RULES, Parameter, Rule, Trace, check_parameter_value, get_rule
+from neurofwp.protocols import Protocol, ProtocolError
 
 BACKENDS = ("torch", "brian2")
 
 __all__ = ["BACKENDS", "RULES", "Parameter", "Rule", "Trace", "get_rule", "simulate", "predict"]
+
+
+def check_rule(rule: object) -> Rule:
+    """``rule`` as a :class:`Rule`; anything but a known name or a Rule raises :class:`UnknownNameError`."""
+    if not isinstance(rule, (str, Rule)):
+        raise UnknownNameError("rule", rule, list(RULES))
+    return get_rule(rule)
+
+
+def check_protocols(protocols: object) -> list[Protocol]:
+    """``protocols`` as a non-empty list of :class:`~neurofwp.protocols.Protocol`."""
+    if isinstance(protocols, (str, bytes, Protocol, Mapping)) or not isinstance(protocols, Iterable):
+        raise DTypeError(
+            f"protocols must be a list of Protocol objects (see neurofwp.protocols), got {type(protocols).__name__}"
+        )
+    items = list(protocols)
+    if not items:
+        raise ProtocolError("no protocols to simulate")
+    for index, item in enumerate(items):
+        if not isinstance(item, Protocol):
+            raise DTypeError(
+                f"protocols[{index}] is a {type(item).__name__}, not a Protocol "
+                "(build protocols with neurofwp.protocols.make_protocol or read_csv)"
+            )
+    return items
+
+
+def check_dt(dt_ms: object) -> float:
+    """The integration step in ms: a finite number > 0."""
+    if isinstance(dt_ms, bool) or not isinstance(dt_ms, numbers.Real):
+        raise DTypeError(f"dt_ms must be a number (ms), got {dt_ms!r}")
+    dt_ms = float(dt_ms)
+    if not (math.isfinite(dt_ms) and dt_ms > 0):
+        raise OutOfRangeError(f"dt_ms must be a finite number > 0 ms, got {dt_ms}")
+    return dt_ms
+
+
+def check_parameters(rule: Rule, parameters: object) -> None:
+    """Every parameter a known name with one value or a 1-d array of values, each finite (time constants > 0)."""
+    if parameters is None:
+        return
+    if not isinstance(parameters, Mapping):
+        raise DTypeError(f"parameters must be a mapping of name to value, got {type(parameters).__name__}")
+    for name, value in parameters.items():
+        parameter = rule.parameter(name)  # unknown names raise UnknownNameError
+        if hasattr(value, "detach"):  # a tensor (possibly requiring gradients)
+            value = value.detach().cpu().numpy()
+        try:
+            array = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            raise DTypeError(f"parameter {name} must be a number or a 1-d array of numbers, got {value!r}") from None
+        if array.ndim > 1:
+            raise ShapeError(f"parameter {name} must be a scalar or 1-d (one value per parameter set)")
+        if array.size == 0:
+            raise ShapeError(f"parameter {name} has no values")
+        for item in array.ravel():
+            check_parameter_value(parameter, float(item))
+
+
+def _shortest_time_constant(rule: Rule, parameters: Mapping[str, object] | None) -> float:
+    """The smallest trace time constant (ms) over all parameter sets (``parameters`` already checked)."""
+    values = {**rule.defaults(), **(parameters or {})}
+    symbols = {p.symbol: p.name for p in rule.parameters}
+    shortest = math.inf
+    for trace in rule.traces:
+        value = values[symbols[trace.tau]]
+        if hasattr(value, "detach"):
+            value = value.detach().cpu().numpy()
+        shortest = min(shortest, float(np.min(np.asarray(value, dtype=float))))
+    return shortest
 
 
 def simulate(
@@ -30,7 +102,24 @@ def simulate(
     dt_ms: float = 0.1,
     report=None,
 ) -> np.ndarray:
-    """Final weight (starting from 1) for every protocol × parameter set, as a ``[P, M]`` numpy array."""
+    """Final weight (starting from 1) for every protocol × parameter set, as a ``[P, M]`` numpy array.
+
+    Bad input (an unknown rule, backend or parameter, a malformed value, no protocols) raises a
+    :class:`~neurofwp.errors.NeurofwpError` before anything is simulated.
+    """
+    rule = check_rule(rule)
+    if backend not in BACKENDS:
+        raise UnknownNameError("backend", backend, BACKENDS)
+    protocols = check_protocols(protocols)
+    check_parameters(rule, parameters)
+    dt_ms = check_dt(dt_ms)
+    if rule.clock_driven:  # both backends integrate on the dt_ms grid: every event must lie on it
+        from neurofwp.plasticity import torch_backend
+
+        shortest = _shortest_time_constant(rule, parameters)
+        if dt_ms >= shortest:
+            raise OutOfRangeError(f"dt_ms = {dt_ms:g} must be smaller than every trace time constant ({shortest:g} ms)")
+        torch_backend.event_table(protocols, dt_ms)
     if backend == "torch":
         from neurofwp.plasticity import torch_backend
 
@@ -53,7 +142,10 @@ def predict(
     """Simulate every protocol with one parameter set; the data's ``dw_percent``/``sem_percent`` beside the model's."""
     from neurofwp.data import to_dataset
 
-    rule = get_rule(rule)
+    rule = check_rule(rule)
+    protocols = check_protocols(protocols)
+    if parameters is not None and not isinstance(parameters, Mapping):
+        raise DTypeError(f"parameters must be a mapping of name to value, got {type(parameters).__name__}")
     resolved = rule.resolve(parameters)
     weights = simulate(rule, protocols, resolved, backend=backend, dt_ms=dt_ms)[:, 0]
     result = to_dataset(list(protocols))
@@ -75,16 +167,23 @@ def predict(
         attrs["E"] = error(result)
         attrs["E_definition"] = (
             "mean(((dw_percent - dw_percent_model) / sem_percent)^2)"
-            if "sem_percent" in result
-            else "mean((dw_percent - dw_percent_model)^2), percent^2 (the data have no SEM)"
+            if _has_sem(result)
+            else "mean((dw_percent - dw_percent_model)^2), percent^2 "
+            + ("(some protocols have no SEM)" if "sem_percent" in result else "(the data have no SEM)")
         )
     result.attrs = attrs
     return result
 
 
+def _has_sem(result: xr.Dataset) -> bool:
+    """SEM weights E only where every protocol has one (as in :func:`neurofwp.fit.objective_terms`)."""
+    return "sem_percent" in result and not bool(result["sem_percent"].isnull().any())
+
+
 def error(result: xr.Dataset) -> float:
-    """Pfister & Gerstner's E = mean(((data − model)/sem)²); plain mean squared error without SEM."""
+    """Pfister & Gerstner's E = mean(((data − model)/sem)²); plain mean squared error unless every
+    protocol has an SEM."""
     residual = result["dw_percent"] - result["dw_percent_model"]
-    if "sem_percent" in result:
+    if _has_sem(result):
         residual = residual / result["sem_percent"]
     return float((residual**2).mean())
