@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 import click
@@ -17,6 +18,12 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except NeurofwpError as error:
             click.echo(f"neurofwp: error: {error}", err=True)
+            sys.exit(2)
+        except click.UsageError as error:  # bad option values, unknown commands: the same one-line form
+            command = (
+                f" {error.ctx.command_path.partition(' ')[2]}" if error.ctx and " " in error.ctx.command_path else ""
+            )
+            click.echo(f"neurofwp{command}: error: {error.format_message()}", err=True)
             sys.exit(2)
 
 
@@ -72,6 +79,22 @@ def demo(pairs_text: str, d_key: int, seeds: int, seed: int, out: str | None, pr
         click.echo(f"{int(s):6d}{row}")
     if out is not None:
         click.echo(f"saved {save_netcdf(curve, out)}")
+
+
+def _parallel(command):
+    """``--workers`` (default: one per core) and ``--scheduler`` for sweep-shaped commands."""
+    import os
+
+    command = click.option(
+        "--scheduler", default=None, help="dask.distributed scheduler: tcp://HOST:PORT, or local:N to start one"
+    )(command)
+    return click.option(
+        "--workers",
+        default=os.cpu_count() or 1,
+        show_default="one per core",
+        type=click.IntRange(min=1),
+        help="local worker processes (1: run in this process)",
+    )(command)
 
 
 def _output_folder(path: str):
@@ -154,8 +177,11 @@ def predict(rule: str, data_csv: str, params: tuple[str, ...], backend: str, dt_
 @click.option("--starts", default=4, show_default=True, help="random starts")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="write the fit as netCDF")
+@_parallel
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def fit_command(rule, data_csv, free, fixes, bound_items, backend, starts, seed, out, progress) -> None:
+def fit_command(
+    rule, data_csv, free, fixes, bound_items, backend, starts, seed, out, workers, scheduler, progress
+) -> None:
     """Fit RULE's parameters to DATA (CSV file or bundled dataset) by minimising E."""
     from neurofwp import fit as fitting
     from neurofwp.io import check_writable, save_netcdf
@@ -179,6 +205,8 @@ def fit_command(rule, data_csv, free, fixes, bound_items, backend, starts, seed,
         backend=backend,
         starts=starts,
         seed=seed,
+        workers=workers,
+        scheduler=scheduler,
         show_progress=progress,
     )
     attrs = result.attrs
@@ -207,8 +235,7 @@ def fit_command(rule, data_csv, free, fixes, bound_items, backend, starts, seed,
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results", show_default=True)
 @click.option("--starts", default=3, show_default=True, help="random starts per fit")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--workers", default=1, show_default=True, help="local worker processes")
-@click.option("--scheduler", default=None, help="dask.distributed scheduler: tcp://HOST:PORT, or local:N")
+@_parallel
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def compare(out_dir: str, starts: int, seed: int, workers: int, scheduler: str | None, progress: bool) -> None:
     """Fit the Hebbian, delta, learned-β and triplet rules to every bundled dataset; write results, figures, report."""
@@ -258,8 +285,7 @@ def compare(out_dir: str, starts: int, seed: int, workers: int, scheduler: str |
 @click.option("--max-steps", type=int, default=None, help="training step cap per cell [default: 100000]")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results", show_default=True)
-@click.option("--workers", default=1, show_default=True, help="local worker processes")
-@click.option("--scheduler", default=None, help="dask.distributed scheduler: tcp://HOST:PORT, or local:N")
+@_parallel
 @click.option("--device", default="cpu", show_default=True, help="torch device for training, e.g. cuda")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def retrieval(setting, models_text, s_text, quick, max_steps, seed, out_dir, workers, scheduler, device, progress):
@@ -275,6 +301,10 @@ def retrieval(setting, models_text, s_text, quick, max_steps, seed, out_dir, wor
     models = [m.strip() for m in models_text.split(",") if m.strip()] if models_text else list(plan["models"])
     num_keys = _int_list(s_text) if s_text else list(plan["S"] or rt.DEFAULT_S[setting])
     config = plan["config"] if max_steps is None else dataclasses.replace(plan["config"], max_steps=max_steps)
+    for name in models:  # names and sizes are checked before anything is written
+        rt.parse_model(name)
+    for size in num_keys:
+        rt.RetrievalTask(setting, size)
     folder = _output_folder(out_dir)
     result_path = check_writable(folder / f"retrieval_setting{setting}.nc")
     result = rt.sweep(
@@ -302,8 +332,7 @@ def retrieval(setting, models_text, s_text, quick, max_steps, seed, out_dir, wor
 @main.command(name="sweep")
 @click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results", show_default=True)
-@click.option("--workers", default=1, show_default=True, help="local worker processes")
-@click.option("--scheduler", default=None, help="dask.distributed scheduler: tcp://HOST:PORT, or local:N")
+@_parallel
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def sweep_command(config_path: str, out_dir: str, workers: int, scheduler: str | None, progress: bool) -> None:
     """Run a sweep file (TOML: rules × parameter grids × datasets × seeds); resumable, one netCDF result."""
@@ -345,9 +374,9 @@ def fit_recording_command(source, unit, bin_ms, lags, likelihood, steps, seed, o
     from neurofwp import recordings
     from neurofwp.io import check_writable, save_netcdf
 
+    recording = recordings.load(source, unit)
     folder = _output_folder(out_dir)
     check_writable(folder / "recording_fit.nc")
-    recording = recordings.load(source, unit)
     result = recordings.fit_recording(
         recording, bin_ms=bin_ms, lags=lags, likelihood=likelihood, steps=steps, seed=seed, show_progress=progress
     )
@@ -407,12 +436,18 @@ def simulate(
     from neurofwp.io import check_writable, save_netcdf
     from neurofwp.networks import song2000
 
+    seconds = _seconds(duration)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise click.BadParameter(f"the duration must be a finite time > 0, got {duration!r}", param_hint="--duration")
+    every = None if checkpoint_every is None else _seconds(checkpoint_every)
+    if every is not None and (not math.isfinite(every) or every <= 0):
+        raise click.BadParameter(
+            f"expected a finite time > 0, got {checkpoint_every!r}", param_hint="--checkpoint-every"
+        )
     target = _output_folder(out_dir) / f"{network}.nc"
     check_writable(target)
-    checkpoint = {}
-    if checkpoint_every is not None:
-        checkpoint = {"checkpoint": target.with_suffix(".checkpoint"), "checkpoint_every_s": _seconds(checkpoint_every)}
-    result = song2000.simulate(_seconds(duration), seed=seed, show_progress=progress, **checkpoint)
+    checkpoint = {} if every is None else {"checkpoint": target.with_suffix(".checkpoint"), "checkpoint_every_s": every}
+    result = song2000.simulate(seconds, seed=seed, show_progress=progress, **checkpoint)
     save_netcdf(result, target)
     figures = song2000.figure(result, str(Path(out_dir) / network))
     bimodal = song2000.bimodality(result.final_weight.values)

@@ -4,7 +4,7 @@ The objective is Pfister & Gerstner's (2006) error
 
 .. math::
 
-    E = \frac{1}{P} \sum_{p=1}^{P} \left(\frac{\Delta w^\text{data}_p - \Delta w^\text{model}_p}{\mathrm{SEM}_p}\right)^2
+    E = \frac{1}{P} \sum_p \left(\frac{\Delta w^\text{data}_p - \Delta w^\text{model}_p}{\mathrm{SEM}_p}\right)^2
 
 (plain mean squared error in percent² where the data have no SEM), minimised over the
 free parameters within bounds by L-BFGS-B from several random starts. The torch backend
@@ -24,8 +24,8 @@ import numpy as np
 import scipy.optimize
 import torch
 import xarray as xr
-from tqdm.auto import tqdm
 
+from neurofwp import sweeps
 from neurofwp.errors import DTypeError, NeurofwpError, OutOfRangeError, UnknownNameError
 from neurofwp.plasticity import (
     BACKENDS,
@@ -147,6 +147,20 @@ class _Problem:
         return float(errors[0]), (errors[1 : 1 + n] - errors[1 + n :]) / (upper - lower)
 
 
+def _finite_or_inf(value: float) -> float:
+    return value if np.isfinite(value) else np.inf
+
+
+def _fit_start(coords: dict, *, problem: _Problem, points: list, max_iterations: int) -> dict:
+    """Sweep task: one L-BFGS-B run from ``points[coords["start"]]`` on the unit cube."""
+    before = problem.evaluations
+    outcome = scipy.optimize.minimize(
+        problem.value_and_gradient, np.asarray(points[coords["start"]]), jac=True, method="L-BFGS-B",
+        bounds=[(0.0, 1.0)] * len(problem.free), options={"maxiter": max_iterations},
+    )  # fmt: skip
+    return {"x": outcome.x.tolist(), "E": float(outcome.fun), "evaluations": problem.evaluations - before}
+
+
 def fit(
     rule: str | Rule,
     protocols: Sequence[Protocol],
@@ -159,6 +173,8 @@ def fit(
     seed: int = 0,
     dt_ms: float = 0.1,
     max_iterations: int = 200,
+    workers: int = 1,
+    scheduler: str | None = None,
     show_progress: bool = True,
 ) -> xr.Dataset:
     """Fit ``rule`` to ``protocols``; returns data, SEM and prediction per protocol with the fit in attrs.
@@ -170,6 +186,8 @@ def fit(
         backend: ``"torch"`` (autograd gradients) or ``"brian2"`` (finite differences).
         starts: random starts, uniform within the bounds (the first start is the defaults, clipped).
         seed: seeds the starts; the fit is reproducible from it.
+        workers, scheduler: run the starts on local processes or a dask.distributed cluster
+            (:func:`neurofwp.sweeps.run`); the result is the same wherever they ran.
     """
     rule = check_rule(rule)
     if backend not in BACKENDS:
@@ -209,17 +227,19 @@ def fit(
     rng = np.random.default_rng(seed)
     defaults = np.array([(rule.parameter(n).default - limits[n][0]) / (limits[n][1] - limits[n][0]) for n in free])
     candidates = [np.clip(defaults, 0, 1)] + [rng.uniform(0, 1, len(free)) for _ in range(starts - 1)]
-    best: FitResult | None = None
     began = time.perf_counter()
-    with tqdm(candidates, desc=f"fit {rule.name}", unit="start", disable=not show_progress) as bar:
-        for start in bar:
-            outcome = scipy.optimize.minimize(
-                problem.value_and_gradient, start, jac=True, method="L-BFGS-B",
-                bounds=[(0.0, 1.0)] * len(free), options={"maxiter": max_iterations},
-            )  # fmt: skip
-            if best is None or outcome.fun < best.error:
-                best = FitResult(problem.values(outcome.x), float(outcome.fun), problem.evaluations)
-            bar.set_postfix(E=f"{best.error:.4g}")
+    outcomes = sweeps.run(
+        _fit_start, [{"start": i} for i in range(starts)], workers=workers, scheduler=scheduler,
+        progress=show_progress, desc=f"fit {rule.name}", problem=problem,
+        points=[c.tolist() for c in candidates], max_iterations=max_iterations,
+    )  # fmt: skip
+    # the lowest E wins; ties go to the earlier start, so the result does not depend on where starts ran
+    winner = min(range(starts), key=lambda i: (_finite_or_inf(outcomes[i]["E"]), i))
+    best = FitResult(
+        problem.values(np.asarray(outcomes[winner]["x"])),
+        float(outcomes[winner]["E"]),
+        sum(int(o["evaluations"]) for o in outcomes),
+    )
     seconds = time.perf_counter() - began
 
     # the fitted rule's prediction, E and parameters, exactly as `neurofwp predict` reports them
@@ -229,7 +249,7 @@ def fit(
         {
             "seed": seed,
             "starts": starts,
-            "evaluations": problem.evaluations,
+            "evaluations": best.evaluations,
             "fit_seconds": seconds,
             "free": " ".join(free),
             "fixed": " ".join(sorted(held)),
