@@ -20,10 +20,7 @@ class _Group(click.Group):
             click.echo(f"neurofwp: error: {error}", err=True)
             sys.exit(2)
         except click.UsageError as error:  # bad option values, unknown commands: the same one-line form
-            command = (
-                f" {error.ctx.command_path.partition(' ')[2]}" if error.ctx and " " in error.ctx.command_path else ""
-            )
-            click.echo(f"neurofwp{command}: error: {error.format_message()}", err=True)
+            click.echo(f"neurofwp: error: {error.format_message()}", err=True)
             sys.exit(2)
 
 
@@ -438,11 +435,11 @@ def simulate(
 
     seconds = _seconds(duration)
     if not math.isfinite(seconds) or seconds <= 0:
-        raise click.BadParameter(f"the duration must be a finite time > 0, got {duration!r}", param_hint="--duration")
+        raise click.BadParameter(f"the duration must be > 0 and finite, got {duration!r}", param_hint="--duration")
     every = None if checkpoint_every is None else _seconds(checkpoint_every)
     if every is not None and (not math.isfinite(every) or every <= 0):
         raise click.BadParameter(
-            f"expected a finite time > 0, got {checkpoint_every!r}", param_hint="--checkpoint-every"
+            f"the interval must be > 0 and finite, got {checkpoint_every!r}", param_hint="--checkpoint-every"
         )
     target = _output_folder(out_dir) / f"{network}.nc"
     check_writable(target)

@@ -744,3 +744,28 @@ def test_command_line_process(cli_files, template, message):
     assert len(lines) == 1 and lines[0].startswith("neurofwp: error: ") and message in lines[0], process.stderr
     assert process.stdout == ""
     assert outputs(cli_files["folder"]) == before
+
+
+def test_layer_feature_map_rule_and_capacity_inputs():
+    """Inputs whose errors come from the layer, feature-map options, rule names and the capacity curve."""
+    from neurofwp.analysis.capacity import retrieval_curve
+    from neurofwp.plasticity import get_rule
+    from neurofwp.tensor import FastWeightLayer, feature_maps
+
+    layer = FastWeightLayer(d_model=8, num_heads=2)
+    with pytest.raises(DTypeError, match="x is torch.float64 .* layer's weights are torch.float32"):
+        layer(torch.randn(1, 3, 8, dtype=torch.float64))
+    bad = torch.randn(1, 3, 8)
+    bad[0, 1, 2] = float("inf")
+    with pytest.raises(NonFiniteError, match="^x holds 1 non-finite"):
+        layer(bad)
+    with pytest.raises(UnknownNameError, match="option of feature map 'dpfp' 'foo'"):
+        feature_maps.get("dpfp", foo=1)
+    with pytest.raises(UnknownNameError, match="option of feature map 'identity' 'nu'"):
+        feature_maps.get("identity", nu=2)
+    with pytest.raises(UnknownNameError, match="unknown rule"):
+        get_rule(["stdp"])
+    with pytest.raises(OutOfRangeError, match="d_key must be an int >= 1"):
+        retrieval_curve([4], d_key=-3, show_progress=False)
+    with pytest.raises(OutOfRangeError, match="at least one seed"):
+        retrieval_curve([4], seeds=[], show_progress=False)

@@ -81,6 +81,11 @@ def retrieval_curve(
     rules, maps, seeds = list(rules), list(feature_maps_), list(seeds)
     if fitted_beta and "delta-fitted-beta" not in rules:
         rules.append("delta-fitted-beta")
+    for name, size in (("d_key", d_key), ("d_value", d_value)):
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise OutOfRangeError(f"{name} must be an int >= 1, got {size!r}")
+    if not seeds:
+        raise OutOfRangeError("seeds must name at least one seed")
     n_pairs = [int(s) for s in n_pairs]
     for rule in rules:
         if rule not in RULES and rule != "delta-fitted-beta":

@@ -233,6 +233,6 @@ def get_rule(name: str | Rule) -> Rule:
     ``stdp-modulated`` (a :class:`Rule` is returned as it is)."""
     if isinstance(name, Rule):
         return name
-    if name not in RULES:
+    if not isinstance(name, str) or name not in RULES:
         raise UnknownNameError("rule", name, list(RULES))
     return RULES[name]

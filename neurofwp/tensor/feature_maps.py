@@ -188,6 +188,10 @@ def get(name: str, input_dim: int | None = None, *, normalize_sum: bool = False,
 
     ``input_dim`` is needed by ``favor+`` only (its random projection has that width).
     """
+    allowed = {"dpfp": ("nu",), "favor+": ("num_features", "seed", "orthogonal")}.get(name, ())
+    for option in options:
+        if option not in allowed:
+            raise UnknownNameError(f"option of feature map {name!r}", option, allowed or ("(none)",))
     if name == "identity":
         return Identity(normalize_sum, **options)
     if name == "elu+1":

@@ -21,8 +21,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from neurofwp.errors import OutOfRangeError, ShapeError, UnknownNameError
+from neurofwp.errors import DTypeError, OutOfRangeError, ShapeError, UnknownNameError
 from neurofwp.tensor import feature_maps
+from neurofwp.tensor._validate import check_finite
 from neurofwp.tensor.rules import delta_rule, delta_step, hebbian_rule, hebbian_step
 
 RULES = ("hebbian", "delta")
@@ -127,6 +128,13 @@ class FastWeightLayer(nn.Module):
             raise ShapeError(
                 f"FastWeightLayer expects x of layout {layout} with d_model={self.query_key.in_features}, got {got}"
             )
+        weight = self.query_key.weight
+        if x.dtype != weight.dtype or x.device != weight.device:
+            raise DTypeError(
+                f"x is {x.dtype} on {x.device} but the layer's weights are {weight.dtype} on {weight.device}; "
+                "convert one of them (x.to(...) or layer.to(...))"
+            )
+        check_finite("x", x)
 
     def forward(
         self, x: torch.Tensor, state: torch.Tensor | None = None, return_state: bool = False
