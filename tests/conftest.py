@@ -1,6 +1,10 @@
 import pytest
 import torch
 
+# Small tensors throughout, and tests that start worker processes beside this one: a single
+# intra-op thread avoids OpenMP threads spinning against each other on a loaded machine.
+torch.set_num_threads(1)
+
 
 def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     """Relative RMS error ‖actual − expected‖ / ‖expected‖ (computed in float64)."""
