@@ -25,8 +25,9 @@ def plain_brian2(duration_s: float, seed: int) -> float:
 
     b2.seed(seed)
     np.random.seed(seed)
-    # The names below are read by Brian2 from this namespace when it parses the equations.
-    N, taum, taupre, taupost, Ee, vt, vr, El, taue = (
+    # The names below are read by Brian2 from this namespace when it parses the equations
+    # (net.run() takes the caller's locals), hence the noqa: they are used, just not by Python.
+    N, taum, taupre, taupost, Ee, vt, vr, El, taue = (  # noqa: F841
         1000,
         10 * ms,
         20 * ms,
@@ -36,7 +37,7 @@ def plain_brian2(duration_s: float, seed: int) -> float:
         -60 * mV,
         -74 * mV,
         5 * ms,
-    )  # noqa: F841
+    )
     F, gmax = 15 * Hz, 0.01
     dApre = 0.01 * gmax
     dApost = -dApre * taupre / taupost * 1.05  # noqa: F841

@@ -142,8 +142,8 @@ class _Problem:
             points[1 + i, i] = upper[i]
             points[1 + n + i, i] = lower[i]
         columns = {name: self.low[i] + self.span[i] * points[:, i] for i, name in enumerate(self.free)}
-        weights = brian2_backend.simulate(self.rule, self.protocols, {**self.fixed, **columns}, dt_ms=self.dt_ms)
-        errors = self._error_of_weights(weights).mean(axis=0)
+        sampled = brian2_backend.simulate(self.rule, self.protocols, {**self.fixed, **columns}, dt_ms=self.dt_ms)
+        errors = self._error_of_weights(sampled).mean(axis=0)
         return float(errors[0]), (errors[1 : 1 + n] - errors[1 + n :]) / (upper - lower)
 
 

@@ -31,6 +31,7 @@ import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -146,7 +147,7 @@ def _as_text(value: object, where: str) -> str:
     if isinstance(value, numbers.Integral):
         return str(int(value))
     try:
-        return repr(float(value))  # numpy scalars and 0-d tensors convert; lists and arrays do not
+        return repr(float(cast(Any, value)))  # numpy scalars and 0-d tensors convert; lists and arrays raise
     except (TypeError, ValueError):
         raise ProtocolError(f"{where}: expected a number, got {type(value).__name__} {value!r}") from None
 
@@ -176,8 +177,8 @@ def make_protocol(
     name: str,
     pre_times_ms,
     post_times_ms,
-    repeat_hz: float,
-    n_repeats: int,
+    repeat_hz: float | str,
+    n_repeats: int | str,
     dw_percent: float | None = None,
     sem_percent: float | None = None,
     where: str | None = None,

@@ -224,7 +224,9 @@ def load_nwb(path: str | os.PathLike, unit: int | str | None = None) -> Recordin
             rate = first.rate if first.rate is not None else _rate_from_timestamps(first.timestamps[:], path)
             if not (math.isfinite(rate) and rate > 0):
                 raise RecordingError(f"{path}: the stimulus {first.name!r} has sampling rate {rate}; need > 0 Hz")
-        ends = [t.max() for t in trains if len(t)] + ([len(stimulus) / rate] if stimulus is not None else [])
+        ends = [t.max() for t in trains if len(t)]
+        if stimulus is not None and rate is not None:  # set together, from the first stimulus series
+            ends.append(len(stimulus) / rate)
         duration = float(max(ends)) if ends else 0.0
         inputs = {f"unit{ids[i]}": trains[i] for i in range(len(ids)) if i != row}
         return Recording(trains[row], duration, stimulus, rate, inputs, source=str(path))
@@ -232,7 +234,7 @@ def load_nwb(path: str | os.PathLike, unit: int | str | None = None) -> Recordin
         io.close()
 
 
-def _unit_id(unit: object, path) -> int:
+def _unit_id(unit: int | str, path) -> int:
     try:
         if isinstance(unit, bool) or float(unit) != int(float(unit)):
             raise ValueError

@@ -42,6 +42,7 @@ def _store_and_recall(rule: str, keys: torch.Tensor, values: torch.Tensor, beta:
     else:
         b = k.new_full(k.shape[:3], beta)
         _, state = delta_rule(k, k, v, b, output_final_state=True)
+    assert state is not None  # output_final_state=True
     return keys @ state[0, 0]
 
 
@@ -94,8 +95,10 @@ def retrieval_curve(
         raise OutOfRangeError(f"n_pairs must be a non-empty list of counts >= 1, got {n_pairs}")
     maps_built = {}
     for name in maps:
-        options = {"nu": dpfp_nu} if name == "dpfp" else {}
-        maps_built[name] = feature_maps.get(name, d_key, **options)
+        if name == "dpfp":
+            maps_built[name] = feature_maps.get(name, d_key, nu=dpfp_nu)
+        else:
+            maps_built[name] = feature_maps.get(name, d_key)
 
     errors = np.full((len(rules), len(maps), len(seeds), len(n_pairs)), np.nan)
     cells = [(r, m, s) for r in range(len(rules)) for m in range(len(maps)) for s in range(len(seeds))]

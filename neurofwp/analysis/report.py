@@ -43,8 +43,9 @@ def _interpretation(result: xr.Dataset) -> list[str]:
     capacity = result.retrieval_error
     at = int(capacity.n_pairs.sel(n_pairs=128, method="nearest"))
     lines.append(
-        f"On the artificial side, storing S = {at} random associations in a 64 × 64 fast weight matrix leaves a relative "
-        f"retrieval error of {float(capacity.sel(fast_rule='hebbian', n_pairs=at)):.2f} with the additive (Hebbian) rule, "
+        f"On the artificial side, storing S = {at} random associations in a 64 × 64 fast weight matrix "
+        f"leaves a relative retrieval error of {float(capacity.sel(fast_rule='hebbian', n_pairs=at)):.2f} "
+        "with the additive (Hebbian) rule, "
         f"{float(capacity.sel(fast_rule='delta', n_pairs=at)):.2f} with the delta rule and "
         f"{float(capacity.sel(fast_rule='delta-fitted-beta', n_pairs=at)):.2f} with a fitted learning rate: "
         "the same ordering by which error correction and a controlled learning rate beat pure addition."

@@ -89,6 +89,7 @@ def tensor_solution(keys: np.ndarray, values: np.ndarray, sweeps: int = 200, bet
     v = torch.as_tensor(np.tile(values / norms, (sweeps, 1)), dtype=torch.float64)[None, :, None, :]
     b = torch.full(k.shape[:3], beta, dtype=torch.float64)
     _, state = delta_rule(k, k, v, b, output_final_state=True)
+    assert state is not None  # output_final_state=True
     return state[0, 0].numpy()
 
 

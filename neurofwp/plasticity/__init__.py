@@ -154,7 +154,7 @@ def predict(
         100.0 * (weights - 1.0),
         {"units": "percent", "long_name": f"weight change predicted by {rule.name}"},
     )
-    attrs = {
+    attrs: dict[str, object] = {
         "rule": rule.name,
         "backend": backend,
         "neurofwp_version": neurofwp.__version__,

@@ -106,8 +106,8 @@ def simulate(
     rule = get_rule(rule)
     if not protocols:
         raise ProtocolError("no protocols to simulate")
-    values, size = parameter_tensors(rule, parameters, dtype=torch.float64)
-    values = {symbol: tensor.detach().numpy().ravel() for symbol, tensor in values.items()}
+    tensors, size = parameter_tensors(rule, parameters, dtype=torch.float64)
+    values = {symbol: tensor.detach().numpy().ravel() for symbol, tensor in tensors.items()}
 
     import brian2 as b2
 
@@ -123,7 +123,13 @@ def simulate(
         step_ms = _grid_step_ms(protocols)
 
     n_protocols, count = len(protocols), len(protocols) * size
-    pre_idx, pre_t, post_idx, post_t, mod_idx, mod_t, last_ms = [], [], [], [], [], [], 0.0
+    pre_idx: list[int] = []
+    post_idx: list[int] = []
+    mod_idx: list[int] = []
+    pre_t: list[float] = []
+    post_t: list[float] = []
+    mod_t: list[float] = []
+    last_ms = 0.0
     for row, protocol in enumerate(protocols):
         pre, post = protocol.spike_trains()
         mod = protocol.modulator_train()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from neurofwp.errors import DTypeError, NonFiniteError, OutOfRangeError, UnknownNameError
 
@@ -112,7 +113,7 @@ def check_parameter_value(parameter: Parameter, value: object) -> float:
     """``value`` as a float: a number, finite, and > 0 for a time constant (else a :mod:`neurofwp.errors` error)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         try:
-            value = float(value)  # numpy scalars, 0-d tensors
+            value = float(cast(Any, value))  # any object: numpy scalars, 0-d tensors convert; the rest raise
         except (TypeError, ValueError):
             raise DTypeError(f"parameter {parameter.name} must be a number, got {value!r}") from None
     value = float(value)

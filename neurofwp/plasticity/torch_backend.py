@@ -85,7 +85,8 @@ def event_table(protocols: Sequence[Protocol], dt_ms: float | None = None):
         if off_grid.any():
             row, col = np.argwhere(off_grid)[0]
             raise ProtocolError(
-                f"protocol {protocols[row].name!r}: spike at {times[row, col]:g} ms is not on the {dt_ms:g} ms time grid"
+                f"protocol {protocols[row].name!r}: spike at {times[row, col]:g} ms "
+                f"is not on the {dt_ms:g} ms time grid"
             )
         return steps.astype(np.int64), kinds
     return times, kinds
@@ -99,6 +100,7 @@ def with_sums(rule: Rule, namespace: dict) -> dict:
 
 
 def _check_linear_drift(rule: Rule, namespace: dict) -> None:
+    assert rule.drift is not None, "only called for clock-driven rules"
     probe = {k: v for k, v in namespace.items()}
     for name in (t.name for t in rule.traces):
         probe[name] = torch.tensor(0.7, dtype=torch.float64)
@@ -183,6 +185,7 @@ def _spike(rule: Rule, values, weight, traces, kind):
 
 def _advance_clock(rule: Rule, values, weight, traces, ratios, steps, dt_ms):
     """``steps [P, 1]`` Euler steps of the traces and of ``dw/dt = w · g(traces)``, vectorised in windows."""
+    assert rule.drift is not None, "only called for clock-driven rules"
     log_factor = torch.zeros_like(weight)
     start = 0
     longest = int(steps.max())

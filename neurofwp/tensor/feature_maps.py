@@ -124,6 +124,8 @@ class FavorPlus(FeatureMap):
     The draw is fixed by ``seed`` and stored as a buffer (it moves with ``.to()``).
     """
 
+    projection: torch.Tensor  # registered buffer, [num_features, input_dim]
+
     def __init__(
         self,
         input_dim: int,

@@ -18,6 +18,8 @@ Transformer layer.
 
 from __future__ import annotations
 
+from typing import Any, TypedDict
+
 import torch
 from torch import nn
 
@@ -28,6 +30,16 @@ from neurofwp.tensor.rules import delta_rule, delta_step, hebbian_rule, hebbian_
 
 RULES = ("hebbian", "delta")
 KEY_NORMS = ("sum", "l2", "none")
+
+
+class Program(TypedDict):
+    """What :meth:`FastWeightLayer.program` returns; only ``decay`` may be absent (``None``)."""
+
+    q: torch.Tensor
+    k: torch.Tensor
+    v: torch.Tensor
+    beta: torch.Tensor
+    decay: torch.Tensor | None
 
 
 class FastWeightLayer(nn.Module):
@@ -109,7 +121,7 @@ class FastWeightLayer(nn.Module):
             return torch.nn.functional.normalize(phi, dim=-1)
         return phi
 
-    def program(self, x: torch.Tensor) -> dict[str, torch.Tensor | None]:
+    def program(self, x: torch.Tensor) -> Program:
         """The slow network's instructions for ``x [..., d_model]``: q, k ``[..., H, Dk]``, v, beta, decay."""
         heads = self.num_heads
         q, k = self.query_key(x).unflatten(-1, (2, heads, self.head_dim)).unbind(-3)
@@ -142,13 +154,14 @@ class FastWeightLayer(nn.Module):
         """Map ``x [B, T, d_model]`` to ``y [B, T, d_model]``; optionally start from and return the fast weights."""
         self._check_input(x, 3, "[B, T, d_model]")
         p = self.program(x)
-        common = dict(
+        common: dict[str, Any] = dict(
             mode=self.mode, chunk_size=self.chunk_size, decay=p["decay"], initial_state=state, output_final_state=True
         )
         if self.rule == "delta":
             o, final = delta_rule(p["q"], p["k"], p["v"], p["beta"], **common)
         else:
             o, final = hebbian_rule(p["q"], p["k"], p["v"], normalize=self.normalize, **common)
+        assert final is not None  # output_final_state=True
         y = self.out(o.flatten(-2))
         return (y, final) if return_state else y
 

@@ -17,6 +17,8 @@ Conventions (shared by every rule):
 
 from __future__ import annotations
 
+from typing import overload
+
 import torch
 
 from neurofwp.errors import ShapeError
@@ -155,6 +157,12 @@ def delta_rule(
     return out, (state if output_final_state else None)
 
 
+@overload
+def _one_step(x: torch.Tensor, name: str, ndim: int) -> torch.Tensor: ...
+@overload
+def _one_step(x: None, name: str, ndim: int) -> None: ...
+@overload
+def _one_step(x: torch.Tensor | None, name: str, ndim: int) -> torch.Tensor | None: ...
 def _one_step(x: torch.Tensor | None, name: str, ndim: int) -> torch.Tensor | None:
     if x is None:
         return None
