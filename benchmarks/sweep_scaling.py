@@ -77,9 +77,7 @@ def main() -> None:
         path.write_text(GRID)
         config = grid.load(path)
         runs = {"1 worker (this process)": timed(grid.run, config=config, progress=False)}
-        runs[f"{args.workers} local processes"] = timed(
-            grid.run, config=config, workers=args.workers, progress=False
-        )
+        runs[f"{args.workers} local processes"] = timed(grid.run, config=config, workers=args.workers, progress=False)
         report("grid sweep (8 fits)", runs, args.workers)
 
 

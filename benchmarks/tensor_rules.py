@@ -238,7 +238,8 @@ def headline(fla, device: str, rate: float, rounds: int = 10) -> None:
             f"  {statistics.median(ratios['fla chunkwise']):.2f}x faster than fla's chunkwise reference (target >= 2x)"
         )
         print(
-            f"  {statistics.median(ratios['fla recurrence']):.1f}x faster than fla's recurrent reference (target >= 10x)"
+            f"  {statistics.median(ratios['fla recurrence']):.1f}x faster than fla's recurrent reference "
+            "(target >= 10x)"
         )
 
 

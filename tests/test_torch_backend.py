@@ -36,12 +36,12 @@ def test_gradcheck_every_parameter(rule_name):
     leaves = [torch.tensor([start[n]], dtype=torch.float64, requires_grad=True) for n in names]
 
     def weights(*values):
-        return simulate(rule, SMALL, dict(zip(names, values)), dt_ms=0.5)
+        return simulate(rule, SMALL, dict(zip(names, values, strict=True)), dt_ms=0.5)
 
     assert torch.autograd.gradcheck(weights, leaves, eps=1e-6, atol=1e-7, rtol=1e-5)
     out = weights(*leaves).sum()
     grads = torch.autograd.grad(out, leaves)
-    assert all(float(g.abs()) > 0 for g in grads), {n: float(g) for n, g in zip(names, grads)}
+    assert all(float(g.abs()) > 0 for g in grads), {n: float(g) for n, g in zip(names, grads, strict=True)}
 
 
 def test_batched_parameter_sets_equal_separate_runs():
@@ -54,7 +54,7 @@ def test_batched_parameter_sets_equal_separate_runs():
         {"A3_plus": torch.tensor(a3, dtype=torch.float64), "tau_y_ms": torch.tensor(tau, dtype=torch.float64)},
     )
     assert batched.shape == (10, 4)
-    for column, (a, t) in enumerate(zip(a3, tau)):
+    for column, (a, t) in enumerate(zip(a3, tau, strict=True)):
         single = simulate("triplet", protocols, {"A3_plus": a, "tau_y_ms": t})
         assert torch.allclose(batched[:, column : column + 1], single, rtol=1e-13, atol=0)
 
