@@ -21,7 +21,7 @@ import numpy as np
 def plain_brian2(duration_s: float, seed: int) -> float:
     """Brian2's STDP example (examples/synapses/STDP.py), written out directly; returns wall seconds of run()."""
     import brian2 as b2
-    from brian2 import Hz, NeuronGroup, PoissonGroup, SpikeMonitor, StateMonitor, Synapses, mV, ms, second
+    from brian2 import Hz, NeuronGroup, PoissonGroup, SpikeMonitor, StateMonitor, Synapses, ms, mV, second
 
     b2.seed(seed)
     np.random.seed(seed)

@@ -32,7 +32,7 @@ class OutOfRangeError(NeurofwpError, ValueError):
 class UnknownNameError(NeurofwpError, ValueError):
     """A name (mode, feature map, rule, parameter) is not one neurofwp knows."""
 
-    def __init__(self, kind: str, name: object, known: "list[str] | tuple[str, ...]"):
+    def __init__(self, kind: str, name: object, known: list[str] | tuple[str, ...]):
         self.kind = kind
         self.name = name
         self.known = tuple(known)

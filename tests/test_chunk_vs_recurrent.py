@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from conftest import TOLERANCE, make_inputs, relative_error
+
 from neurofwp.tensor import chunk, delta_rule, hebbian_rule
 
 CASES = [

@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from conftest import relative_error
+
 from neurofwp.errors import ShapeError, UnknownNameError
 from neurofwp.tensor import FastWeightLayer
 

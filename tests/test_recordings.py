@@ -1,3 +1,5 @@
+from datetime import UTC
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -56,7 +58,7 @@ def test_all_models_run_with_both_likelihoods():
 
 
 def test_nwb_round_trip(tmp_path):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from pynwb import NWBHDF5IO, NWBFile, TimeSeries
 
@@ -64,7 +66,7 @@ def test_nwb_round_trip(tmp_path):
     target = np.sort(rng.uniform(0, 5, 200))
     other = np.sort(rng.uniform(0, 5, 150))
     stimulus = rng.standard_normal(5000)
-    nwb = NWBFile(session_description="test", identifier="neurofwp-test", session_start_time=datetime.now(timezone.utc))
+    nwb = NWBFile(session_description="test", identifier="neurofwp-test", session_start_time=datetime.now(UTC))
     nwb.add_stimulus(TimeSeries(name="sound", data=stimulus, unit="a.u.", rate=1000.0))
     nwb.add_unit(spike_times=target)
     nwb.add_unit(spike_times=other)
@@ -82,11 +84,11 @@ def test_nwb_round_trip(tmp_path):
 
 
 def test_nwb_without_units_table(tmp_path):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from pynwb import NWBHDF5IO, NWBFile
 
-    nwb = NWBFile(session_description="empty", identifier="x", session_start_time=datetime.now(timezone.utc))
+    nwb = NWBFile(session_description="empty", identifier="x", session_start_time=datetime.now(UTC))
     path = tmp_path / "empty.nwb"
     with NWBHDF5IO(str(path), "w") as io:
         io.write(nwb)

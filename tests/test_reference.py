@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_inputs, relative_error
+
 from neurofwp.tensor import delta_rule, delta_step, hebbian_rule, hebbian_step
 
 

@@ -26,7 +26,7 @@ _ALLOWED_NODES = (
 FUNCTIONS = {"exp": torch.exp, "log": torch.log, "sqrt": torch.sqrt, "tanh": torch.tanh}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compile_expression(text: str):
     """Parse an arithmetic expression (names, numbers, ``+ - * / **``, ``exp``/``log``/``sqrt``/``tanh``) once."""
     tree = ast.parse(text, mode="eval")

@@ -158,11 +158,15 @@ def _segmented(run, inputs: list[torch.Tensor | None], chunk_size: int, state: t
     sliced per segment (each slice's backward would materialise a full-length gradient,
     quadratic in T).
     """
-    steps = inputs[0].shape[1]
-    length = _segment_length(steps, chunk_size, inputs[0].device)
+    first = inputs[0]
+    assert first is not None, "the first input (q) is always given"
+    steps = first.shape[1]
+    length = _segment_length(steps, chunk_size, first.device)
     split = [None if x is None else torch.split(x, length, dim=1) for x in inputs]
+    segments = split[0]
+    assert segments is not None
     outputs = []
-    for index in range(len(split[0])):
+    for index in range(len(segments)):
         out, state = run([None if x is None else x[index] for x in split], state)
         outputs.append(out)
     # torch.cat, not slice assignment: its backward splits the gradient, where a chain of
