@@ -51,7 +51,7 @@ def test_adversarial_protocols(rule):
 
 # Bi & Poo in Brian2 is 600 000 steps of 0.1 ms per rule: two rules in the default run, all in the slow one.
 DATASET_CASES = [(rule, "sjostrom2001") for rule in EVENT_DRIVEN] + [
-    pytest.param(rule, "bipoo1998", marks=[] if rule in ("stdp", "triplet") else [pytest.mark.slow])
+    pytest.param(rule, "bipoo1998", marks=[pytest.mark.slow])  # 45 protocols at 1 Hz: the longest Brian2 runs
     for rule in EVENT_DRIVEN
 ]
 

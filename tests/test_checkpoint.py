@@ -49,6 +49,7 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
         song2000.simulate(1.0, config=SMALL, checkpoint=tmp_path / "x", checkpoint_every_s=0, show_progress=False)
 
 
+@pytest.mark.slow
 def test_cli_resume_in_a_new_process_matches(tmp_path):
     """`neurofwp simulate --checkpoint-every` killed part-way: the rerun (a new process) ends with the same result."""
     import os
