@@ -171,11 +171,9 @@ def run(
         bar.update()
 
     try:
-        if not pending:
-            pass
-        elif target is not None:
+        if pending and target is not None:
             _run_dask(task, cells, pending, options, threads_per_task, target, finish)
-        elif workers == 1 or len(pending) == 1:
+        elif workers == 1 or len(pending) <= 1:
             for i in pending:
                 finish(i, _execute(task, cells[i], options, threads_per_task))
         else:
