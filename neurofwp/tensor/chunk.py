@@ -29,10 +29,10 @@ Delta rule (WY / UT-transform form, Yang et al. 2024): the written vector is
     (I + \mathrm{diag}(\beta)\,\mathrm{tril}_{-1}(K K^\top \odot \Gamma))\, \Delta
         = \mathrm{diag}(\beta) V - \mathrm{diag}(\beta \gamma) K S_0 ,
 
-so with ``A`` that matrix, :math:`U = A^{-1} \mathrm{diag}(\beta) V` and
-:math:`W = A^{-1} \mathrm{diag}(\beta\gamma) K` (one batched triangular solve for all
-chunks at once), :math:`\Delta = U - W S_0`. Only this last product and the state
-update are sequential over chunks.
+so with ``A`` that matrix and :math:`T = A^{-1}` (one batched triangular solve for all
+chunks at once), :math:`U = T \mathrm{diag}(\beta) V`,
+:math:`W = T \mathrm{diag}(\beta\gamma) K` and :math:`\Delta = U - W S_0`. Only this
+last product and the state update are sequential over chunks.
 """
 
 from __future__ import annotations
@@ -156,23 +156,22 @@ def _segmented(run, inputs: list[torch.Tensor | None], chunk_size: int, state: t
 
     Inputs are cut with ``torch.split`` (whose backward is one concatenation) rather than
     sliced per segment (each slice's backward would materialise a full-length gradient,
-    quadratic in T).
+    quadratic in T). Each segment's output is put back in the ``[B, T, H, D]`` layout
+    while it is small, so the only full-length allocation is the result itself.
     """
     first = inputs[0]
     assert first is not None, "the first input (q) is always given"
-    steps = first.shape[1]
-    length = _segment_length(steps, chunk_size, first.device)
+    length = _segment_length(first.shape[1], chunk_size, first.device)
     split = [None if x is None else torch.split(x, length, dim=1) for x in inputs]
     segments = split[0]
     assert segments is not None
     outputs = []
-    for index in range(len(segments)):
+    for index, segment in enumerate(segments):
         out, state = run([None if x is None else x[index] for x in split], state)
-        outputs.append(out)
+        outputs.append(_from_chunks(out, segment.shape[1]))
     # torch.cat, not slice assignment: its backward splits the gradient, where a chain of
     # in-place slice copies would clone the whole gradient once per segment.
-    chunked = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
-    return _from_chunks(chunked, steps), state
+    return (outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)), state
 
 
 def hebbian_chunk(
@@ -207,30 +206,25 @@ def delta_chunk(
     chunk_size: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Chunkwise delta rule (WY form); same result as :func:`neurofwp.tensor.recurrent.delta_recurrent`."""
-    d_value = v.shape[-1]
     chunk_size = min(chunk_size, q.shape[1])
 
     def run(pieces: list, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         q, k, v, beta, decay = pieces
-        qc = _to_chunks(q, chunk_size)
-        # V and K side by side: the right-hand side [βV | βγK] of the solve needs no further copy.
-        value_key = _to_chunks(torch.cat([v, k], dim=-1), chunk_size)
-        kc = value_key[..., d_value:]
-        beta_c = _to_chunks(beta, chunk_size)[..., None]  # [B, H, N, C, 1]; padding writes nothing
+        qc, kc, vc = (_to_chunks(x, chunk_size) for x in (q, k, v))
+        beta_c = _to_chunks(beta, chunk_size)  # [B, H, N, C]; padding writes nothing
         log_decay = None if decay is None else _to_chunks(decay.log(), chunk_size)
         geometry = _ChunkGeometry(log_decay, chunk_size, q)
 
-        intra = geometry.weight_lower(qc @ kc.transpose(-1, -2))
-        lower = geometry.weight_lower(kc @ kc.transpose(-1, -2), strict=True) * beta_c
-        if geometry.gamma is None:
-            rhs = value_key * beta_c
-        else:
-            rhs = torch.cat([value_key[..., :d_value] * beta_c, kc * (beta_c * geometry.gamma)], dim=-1)
-        # A = I + lower is unit lower-triangular: the diagonal is implied, not read. Solving the
-        # transposed system Xᵀ Aᵀ = Rᵀ hands LAPACK column-major operands without copies, and
-        # leaves Uᵀ and Wᵀ as contiguous blocks whose transposed views feed the matrix products.
-        solved_t = torch.linalg.solve_triangular(lower.mT, rhs.mT, upper=True, left=False, unitriangular=True)
-        u, w = solved_t[..., :d_value, :].mT, solved_t[..., d_value:, :].mT
+        intra = geometry.weight_lower(qc @ kc.mT)
+        lower = geometry.weight_lower(kc @ kc.mT, strict=True) * beta_c[..., None]
+        # T = A⁻¹ with A = I + lower unit lower-triangular (diagonal implied, not read), then
+        # U = T diag(β) V and W = T diag(βγ) K as plain matrix products: on the CPU one solve
+        # against the identity plus two products is faster than one solve against [βV | βγK].
+        eye = torch.eye(chunk_size, dtype=lower.dtype, device=lower.device).expand_as(lower)
+        inverse = torch.linalg.solve_triangular(lower, eye, upper=False, unitriangular=True)
+        inverse_beta = inverse * beta_c[..., None, :]
+        u = inverse_beta @ vc
+        w = inverse_beta @ (kc if geometry.gamma is None else kc * geometry.gamma)
         return _scan(qc, kc, intra, u, w, geometry, state)
 
     return _segmented(run, [q, k, v, beta, decay], chunk_size, state)
