@@ -14,6 +14,7 @@ SMALL = song2000.Song2000Config(
 )  # 100 inputs need 10x the conductance to fire
 
 
+@pytest.mark.slow  # compiles its own song2000 network: ~80 s on a fresh machine, 5 s with a warm Brian2 cache
 def test_resumed_run_equals_uninterrupted_run(tmp_path):
     checkpoint = tmp_path / "song.ckpt"
     uninterrupted = song2000.simulate(2.0, seed=3, config=SMALL, show_progress=False)

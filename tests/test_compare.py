@@ -7,6 +7,9 @@ from click.testing import CliRunner
 
 from neurofwp.cli import main
 
+# Every test here reads one module fixture (a full comparison run): keep them on one test worker.
+pytestmark = pytest.mark.xdist_group("compare")
+
 
 @pytest.fixture(scope="module")
 def comparison(tmp_path_factory):
