@@ -33,21 +33,23 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
 
 
 def test_checkpoint_of_another_run_is_refused(tmp_path):
+    # The default network: its compiled code is shared with test_song2000 (a fresh machine compiles it once).
+    config = song2000.Song2000Config()
     checkpoint = tmp_path / "song.ckpt"
-    song2000.simulate(0.5, seed=1, config=SMALL, checkpoint=checkpoint, show_progress=False)
+    song2000.simulate(0.5, seed=1, config=config, checkpoint=checkpoint, show_progress=False)
     with pytest.raises(song2000.CheckpointError, match="differs in: seed"):
-        song2000.simulate(1.0, seed=2, config=SMALL, checkpoint=checkpoint, show_progress=False)
+        song2000.simulate(1.0, seed=2, config=config, checkpoint=checkpoint, show_progress=False)
     with pytest.raises(song2000.CheckpointError, match="differs in: g_max"):
         song2000.simulate(
-            1.0, seed=1, config=dataclasses.replace(SMALL, g_max=0.02), checkpoint=checkpoint, show_progress=False
+            1.0, seed=1, config=dataclasses.replace(config, g_max=0.02), checkpoint=checkpoint, show_progress=False
         )
     with pytest.raises(song2000.OutOfRangeError, match="beyond the requested duration"):
-        song2000.simulate(0.25, seed=1, config=SMALL, checkpoint=checkpoint, show_progress=False)
+        song2000.simulate(0.25, seed=1, config=config, checkpoint=checkpoint, show_progress=False)
     checkpoint.write_bytes(b"not a pickle")
     with pytest.raises(song2000.CheckpointError, match="cannot be read"):
-        song2000.simulate(1.0, seed=1, config=SMALL, checkpoint=checkpoint, show_progress=False)
+        song2000.simulate(1.0, seed=1, config=config, checkpoint=checkpoint, show_progress=False)
     with pytest.raises(song2000.OutOfRangeError, match="checkpoint interval"):
-        song2000.simulate(1.0, config=SMALL, checkpoint=tmp_path / "x", checkpoint_every_s=0, show_progress=False)
+        song2000.simulate(1.0, config=config, checkpoint=tmp_path / "x", checkpoint_every_s=0, show_progress=False)
 
 
 @pytest.mark.slow
