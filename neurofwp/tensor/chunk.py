@@ -142,8 +142,9 @@ def _scan(
 
     q_start = q if geometry.gamma is None else q * geometry.gamma
     out = intra @ written
-    # Accumulate Q S into the fresh product in place (a view over merged batch dims): no extra pass.
-    out.flatten(0, 2).baddbmm_(q_start.flatten(0, 2), starts.flatten(0, 2))
+    # Accumulate Q S into the fresh product in place (through a view over the merged batch dims,
+    # which `view` guarantees, where `flatten` could silently copy): no extra pass.
+    out.view(-1, *out.shape[-2:]).baddbmm_(q_start.flatten(0, 2), starts.flatten(0, 2))
     return out, state
 
 
