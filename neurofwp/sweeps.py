@@ -191,14 +191,32 @@ def run(
     return results  # type: ignore[return-value]
 
 
+def _worker_environ() -> dict[str, Any]:
+    """dask's worker environment without its ``MALLOC_TRIM_THRESHOLD_``.
+
+    dask sets it (65536) so that workers hand freed memory back to the system; for torch
+    work that makes every large tensor allocation fault its pages in again (and, being set
+    at all, switches off glibc's adaptive mmap threshold): a delta-rule forward+backward
+    ran 1.4–2.2x slower under it. Workers of a remote cluster are started by whoever runs
+    them (see docs/sweeps.md).
+    """
+    import dask
+
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
+    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    return environ
+
+
 def _run_dask(task, cells, pending, options, threads, target, finish) -> None:
+    import dask
     from distributed import Client, LocalCluster, as_completed
 
     kind, value = target
     if kind == "local":
-        cluster = LocalCluster(
-            n_workers=int(value), threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-        )
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}):
+            cluster = LocalCluster(
+                n_workers=int(value), threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+            )
         client = Client(cluster)
     else:
         cluster = None

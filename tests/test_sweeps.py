@@ -142,6 +142,14 @@ def test_scheduler_local_n_starts_and_stops_a_cluster(tmp_path, monkeypatch):
         grid.run(config, scheduler="tcp://127.0.0.1:9", progress=False)
 
 
+def test_local_cluster_workers_keep_the_default_allocator():
+    """dask's MALLOC_TRIM_THRESHOLD_ makes large torch allocations fault their pages in every time."""
+    # A lambda is pickled by value, so the worker needs no access to this test module.
+    read = lambda coords: {"trim": os.environ.get("MALLOC_TRIM_THRESHOLD_"), "omp": os.environ.get("OMP_NUM_THREADS")}  # noqa: E731
+    (result,) = sweeps.run(read, [{"cell": 0}], scheduler="local:1", progress=False)
+    assert result == {"trim": None, "omp": "1"}  # dask's other worker settings are kept
+
+
 def _cells(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.json") if p.name != "sweep.json")
 
