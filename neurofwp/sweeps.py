@@ -21,12 +21,15 @@ executes it, so results do not depend on where a cell ran.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import multiprocessing
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +127,24 @@ def parse_scheduler(text: str | None) -> tuple[str, int | str] | None:
     raise SweepError(f"scheduler {text!r}: expected tcp://HOST:PORT or local:N")
 
 
+PARENT_CHECK_S = 1.0
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Worker-pool initializer: end this worker once the process that started it is gone.
+
+    A pool worker whose parent is killed outright (SIGKILL, out of memory) would otherwise
+    wait for work forever; the orphan is re-parented, so ``getppid`` changes.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="neurofwp-parent-watch", daemon=True).start()
+
+
 def _execute(task: Callable[..., Result], coords: Coords, options: Mapping[str, Any], threads: int) -> Result:
     """Run one cell with a fixed thread count; JSON round trip so every executor returns the same types."""
     import torch
@@ -178,7 +199,9 @@ def run(
                 finish(i, _execute(task, cells[i], options, threads_per_task))
         else:
             context = multiprocessing.get_context("spawn")  # fork would inherit torch's thread pools
-            with concurrent.futures.ProcessPoolExecutor(min(workers, len(pending)), mp_context=context) as pool:
+            with concurrent.futures.ProcessPoolExecutor(
+                min(workers, len(pending)), mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),)
+            ) as pool:
                 futures = {pool.submit(_execute, task, cells[i], options, threads_per_task): i for i in pending}
                 try:
                     for future in concurrent.futures.as_completed(futures):
@@ -191,29 +214,37 @@ def run(
     return results  # type: ignore[return-value]
 
 
-def _worker_environ() -> dict[str, Any]:
-    """dask's worker environment without its ``MALLOC_TRIM_THRESHOLD_``.
+@contextlib.contextmanager
+def _local_worker_environment() -> Iterator[None]:
+    """Start local dask workers without ``MALLOC_TRIM_THRESHOLD_``; leave this process's environment as it was.
 
     dask sets it (65536) so that workers hand freed memory back to the system; for torch
     work that makes every large tensor allocation fault its pages in again (and, being set
     at all, switches off glibc's adaptive mmap threshold): a delta-rule forward+backward
-    ran 1.4–2.2x slower under it. Workers of a remote cluster are started by whoever runs
-    them (see docs/sweeps.md).
+    ran 1.4–2.2x slower under it. dask's nanny also writes its worker variables into the
+    environment of the process that starts the cluster, hence the restore. Workers of a
+    remote cluster are started by whoever runs them (see docs/sweeps.md).
     """
     import dask
 
+    saved = os.environ.copy()
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
     environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-    return environ
+    os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)  # spawned workers inherit this process's environment
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+            yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def _run_dask(task, cells, pending, options, threads, target, finish) -> None:
-    import dask
     from distributed import Client, LocalCluster, as_completed
 
     kind, value = target
     if kind == "local":
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}):
+        with _local_worker_environment():
             cluster = LocalCluster(
                 n_workers=int(value), threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
             )

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import xarray as xr
 
@@ -146,8 +147,10 @@ def test_local_cluster_workers_keep_the_default_allocator():
     """dask's MALLOC_TRIM_THRESHOLD_ makes large torch allocations fault their pages in every time."""
     # A lambda is pickled by value, so the worker needs no access to this test module.
     read = lambda coords: {"trim": os.environ.get("MALLOC_TRIM_THRESHOLD_"), "omp": os.environ.get("OMP_NUM_THREADS")}  # noqa: E731
+    before = dict(os.environ)
     (result,) = sweeps.run(read, [{"cell": 0}], scheduler="local:1", progress=False)
     assert result == {"trim": None, "omp": "1"}  # dask's other worker settings are kept
+    assert dict(os.environ) == before  # and none of them leaks into this process
 
 
 def _cells(folder: Path) -> list[Path]:
@@ -168,8 +171,13 @@ def test_sweep_resumes_after_sigkill(tmp_path):
     deadline = time.time() + 300
     while len(_cells(cells) if cells.exists() else []) < 2 and process.poll() is None and time.time() < deadline:
         time.sleep(0.05)
+    pool_workers = psutil.Process(process.pid).children(recursive=True)
+    assert pool_workers, "the sweep runs its cells on worker processes"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
+    # Orphaned pool workers notice within a second or two and exit instead of waiting forever.
+    _, alive = psutil.wait_procs(pool_workers, timeout=10 * sweeps.PARENT_CHECK_S + 5)
+    assert not alive, f"pool workers outlived the killed sweep: {alive}"
     done = _cells(cells)
     assert 2 <= len(done) < 8, f"the kill should land part-way (cells done: {len(done)})"
     assert not (killed_dir / "fit.nc").exists()
