@@ -110,7 +110,14 @@ class CellStore:
         return self._read(path)["result"] if path.exists() else None
 
     def save(self, coords: Coords, result: Result) -> None:
-        save_json({"coords": dict(coords), "fingerprint": self.fingerprint, "result": result}, self.path(coords))
+        path = self.path(coords)
+        # A run killed while writing this cell left its temporary file (see atomic_path); this cell is
+        # being written again now, so that leftover is garbage.
+        prefix = f".{path.name}."  # not a glob pattern: cell keys may hold [ ] * ?
+        for leftover in path.parent.iterdir():
+            if leftover.name.startswith(prefix) and leftover.name.endswith(".tmp"):
+                leftover.unlink(missing_ok=True)
+        save_json({"coords": dict(coords), "fingerprint": self.fingerprint, "result": result}, path)
 
 
 def parse_scheduler(text: str | None) -> tuple[str, int | str] | None:
@@ -245,8 +252,9 @@ def _run_dask(task, cells, pending, options, threads, target, finish) -> None:
     kind, value = target
     if kind == "local":
         with _local_worker_environment():
+            # ":0": the scheduler's HTTP server takes a free port (None would still try 8787 first).
             cluster = LocalCluster(
-                n_workers=int(value), threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+                n_workers=int(value), threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0"
             )
         client = Client(cluster)
     else:

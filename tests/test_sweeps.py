@@ -66,6 +66,18 @@ def test_scheduler_names():
             sweeps.parse_scheduler(bad)
 
 
+def test_saving_a_cell_removes_what_a_killed_write_of_it_left(tmp_path):
+    store = sweeps.CellStore(tmp_path / "cells", {"seed": 0})
+    cell, other = {"rule": "a[1]"}, {"rule": "b"}
+    stale = store.path(cell).parent / f".{store.path(cell).name}.x1y2.tmp"  # as atomic_path names them
+    unrelated = store.path(other).parent / f".{store.path(other).name}.x1y2.tmp"
+    stale.write_text("{")
+    unrelated.write_text("{")
+    store.save(cell, {"v": 1.0})
+    assert not stale.exists() and unrelated.exists()  # the other cell's write may still be in flight
+    assert store.load(cell) == {"v": 1.0}
+
+
 def test_cell_store_refuses_another_configuration_and_bad_files(tmp_path):
     store = sweeps.CellStore(tmp_path / "cells", {"seed": 0})
     store.save({"x": 1}, {"v": 2.0})
@@ -126,7 +138,7 @@ def test_dask_cluster_equals_this_process(tmp_path):
     tiny = rt.TrainConfig(max_steps=20, batch_size=4, eval_every=10, eval_sequences=1)
     here = [grid.run(predict_config, progress=False), grid.run(fit_config, progress=False)]
     here_retrieval = rt.sweep(2, ["dpfp1-delta"], [4, 5], config=tiny, progress=False)
-    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0") as cluster:
         address = cluster.scheduler_address
         there = [grid.run(c, scheduler=address, progress=False) for c in (predict_config, fit_config)]
         there_retrieval = rt.sweep(2, ["dpfp1-delta"], [4, 5], config=tiny, scheduler=address, progress=False)
