@@ -79,6 +79,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
         raise
 
 
+def leftover_temporaries(folder: str | os.PathLike) -> dict[str, list[Path]]:
+    """Temporary files that :func:`atomic_path` left in ``folder`` (its process was killed mid-write),
+    by the name of the file each was meant to become."""
+    found: dict[str, list[Path]] = {}
+    for entry in Path(folder).iterdir():
+        name = entry.name
+        if name.startswith(".") and name.endswith(".tmp") and name.count(".") >= 3:
+            target = name[1:-4].rsplit(".", 1)[0]  # ".{target}.{random}.tmp"
+            found.setdefault(target, []).append(entry)
+    return found
+
+
 def save_json(data: object, path: str | os.PathLike) -> Path:
     """Write ``data`` as JSON to ``path`` atomically (see :func:`atomic_path`)."""
     path = check_writable(path)

@@ -38,7 +38,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from neurofwp.errors import NeurofwpError
-from neurofwp.io import OutputPathError, save_json
+from neurofwp.io import OutputPathError, leftover_temporaries, save_json
 
 Coords = Mapping[str, Any]
 
@@ -80,6 +80,8 @@ class CellStore:
         self.folder.mkdir(exist_ok=True)
         if not os.access(self.folder, os.W_OK):
             raise OutputPathError(f"sweep store {self.folder} is not writable")
+        # Found once here, not per save: a folder of many cells is not rescanned for every cell.
+        self._leftovers = leftover_temporaries(self.folder)
         self.config = json.loads(json.dumps(dict(config), default=str))
         self.fingerprint = _fingerprint(self.config)
         marker = self.folder / "sweep.json"
@@ -111,12 +113,9 @@ class CellStore:
 
     def save(self, coords: Coords, result: Result) -> None:
         path = self.path(coords)
-        # A run killed while writing this cell left its temporary file (see atomic_path); this cell is
-        # being written again now, so that leftover is garbage.
-        prefix = f".{path.name}."  # not a glob pattern: cell keys may hold [ ] * ?
-        for leftover in path.parent.iterdir():
-            if leftover.name.startswith(prefix) and leftover.name.endswith(".tmp"):
-                leftover.unlink(missing_ok=True)
+        # A run killed while writing this cell left its temporary file; the cell is written again now.
+        for leftover in self._leftovers.pop(path.name, ()):
+            leftover.unlink(missing_ok=True)
         save_json({"coords": dict(coords), "fingerprint": self.fingerprint, "result": result}, path)
 
 

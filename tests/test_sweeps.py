@@ -67,12 +67,14 @@ def test_scheduler_names():
 
 
 def test_saving_a_cell_removes_what_a_killed_write_of_it_left(tmp_path):
-    store = sweeps.CellStore(tmp_path / "cells", {"seed": 0})
+    folder = tmp_path / "cells"
+    folder.mkdir()
     cell, other = {"rule": "a[1]"}, {"rule": "b"}
-    stale = store.path(cell).parent / f".{store.path(cell).name}.x1y2.tmp"  # as atomic_path names them
-    unrelated = store.path(other).parent / f".{store.path(other).name}.x1y2.tmp"
+    stale = folder / f".{sweeps.cell_key(cell)}.json.x1y2.tmp"  # as atomic_path names them
+    unrelated = folder / f".{sweeps.cell_key(other)}.json.x1y2.tmp"
     stale.write_text("{")
     unrelated.write_text("{")
+    store = sweeps.CellStore(folder, {"seed": 0})  # a rerun opens the store the killed run left
     store.save(cell, {"v": 1.0})
     assert not stale.exists() and unrelated.exists()  # the other cell's write may still be in flight
     assert store.load(cell) == {"v": 1.0}
