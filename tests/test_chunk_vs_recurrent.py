@@ -86,6 +86,27 @@ def test_segmented_cpu_path_matches_recurrent(rule, decay, generator, monkeypatc
         assert relative_error(fast[2][name], ref[2][name]) < 1e-10, name
 
 
+@pytest.mark.parametrize(
+    "rule,normalize", [("delta", False), ("hebbian", False), ("hebbian", True)], ids=["delta", "hebbian", "normalized"]
+)
+@pytest.mark.parametrize("decay", [False, True], ids=["plain", "decay"])
+def test_segmented_path_without_graph_matches_recurrent(rule, normalize, decay, generator, monkeypatch):
+    """Without autograd, segments are written straight into the result: same output and final state."""
+    monkeypatch.setattr(chunk, "CPU_SEGMENT_STEPS", 16)
+    inputs = make_inputs(
+        2, 75, 2, 8, 4, torch.float64, generator, decay=decay, initial_state=True, normalize_extra=int(normalize)
+    )
+    if normalize:  # positive features keep the normaliser away from zero
+        inputs["q"], inputs["k"] = inputs["q"].abs(), inputs["k"].abs()
+        inputs["initial_state"] = inputs["initial_state"].abs()
+    ref_out, ref_state = run(rule, "recurrent", inputs, 8, normalize)
+    with torch.no_grad():
+        out, state = run(rule, "chunk", inputs, 8, normalize)
+    assert not out.requires_grad
+    assert relative_error(out, ref_out) < 1e-10
+    assert relative_error(state, ref_state) < 1e-10
+
+
 def test_long_sequence_default_segments(generator):
     """T > CPU_SEGMENT_STEPS with the default settings, float32 against the float64 reference."""
     inputs = make_inputs(1, 1300, 2, 16, 16, torch.float64, generator, decay=True)

@@ -165,7 +165,8 @@ def _segmented(run, inputs: list[torch.Tensor | None], chunk_size: int, state: t
     Inputs are cut with ``torch.split`` (whose backward is one concatenation) rather than
     sliced per segment (each slice's backward would materialise a full-length gradient,
     quadratic in T). Each segment's output is put back in the ``[B, T, H, D]`` layout
-    while it is small, so the only full-length allocation is the result itself.
+    while it is small; with autograd the pieces are concatenated at the end, without it
+    they are written into the preallocated result as they come.
     """
     first = inputs[0]
     assert first is not None, "the first input (q) is always given"
@@ -173,6 +174,16 @@ def _segmented(run, inputs: list[torch.Tensor | None], chunk_size: int, state: t
     split = [None if x is None else torch.split(x, length, dim=1) for x in inputs]
     segments = split[0]
     assert segments is not None
+    if len(segments) > 1 and not _needs_graph(inputs, state):
+        # No graph to record: each segment is written straight into the result, so the
+        # segment outputs are never all alive at once (at T = 32768 that halves the fresh
+        # memory a call touches, and first touch of a page is what a long call pays for).
+        result = first.new_empty(*first.shape[:3], inputs[2].shape[-1])
+        for index, segment in enumerate(segments):
+            out, state = run([None if x is None else x[index] for x in split], state)
+            start = index * length
+            result[:, start : start + segment.shape[1]] = _from_chunks(out, segment.shape[1])
+        return result, state
     outputs = []
     for index, segment in enumerate(segments):
         out, state = run([None if x is None else x[index] for x in split], state)
@@ -180,6 +191,10 @@ def _segmented(run, inputs: list[torch.Tensor | None], chunk_size: int, state: t
     # torch.cat, not slice assignment: its backward splits the gradient, where a chain of
     # in-place slice copies would clone the whole gradient once per segment.
     return (outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)), state
+
+
+def _needs_graph(inputs: list[torch.Tensor | None], state: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in [*inputs, state])
 
 
 def hebbian_chunk(
