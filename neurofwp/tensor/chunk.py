@@ -178,11 +178,13 @@ def _segmented(run, inputs: list[torch.Tensor | None], chunk_size: int, state: t
         # No graph to record: each segment is written straight into the result, so the
         # segment outputs are never all alive at once (at T = 32768 that halves the fresh
         # memory a call touches, and first touch of a page is what a long call pays for).
-        result = first.new_empty(*first.shape[:3], inputs[2].shape[-1])
+        result = None
         for index, segment in enumerate(segments):
             out, state = run([None if x is None else x[index] for x in split], state)
-            start = index * length
-            result[:, start : start + segment.shape[1]] = _from_chunks(out, segment.shape[1])
+            piece = _from_chunks(out, segment.shape[1])
+            if result is None:
+                result = piece.new_empty(*first.shape[:3], piece.shape[-1])
+            result[:, index * length : index * length + segment.shape[1]] = piece
         return result, state
     outputs = []
     for index, segment in enumerate(segments):
