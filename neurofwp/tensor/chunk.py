@@ -174,25 +174,25 @@ def _segmented(run, inputs: list[torch.Tensor | None], chunk_size: int, state: t
     split = [None if x is None else torch.split(x, length, dim=1) for x in inputs]
     segments = split[0]
     assert segments is not None
-    if len(segments) > 1 and not _needs_graph(inputs, state):
-        # No graph to record: each segment is written straight into the result, so the
-        # segment outputs are never all alive at once (at T = 32768 that halves the fresh
-        # memory a call touches, and first touch of a page is what a long call pays for).
-        result = None
-        for index, segment in enumerate(segments):
-            out, state = run([None if x is None else x[index] for x in split], state)
-            piece = _from_chunks(out, segment.shape[1])
-            if result is None:
-                result = piece.new_empty(*first.shape[:3], piece.shape[-1])
-            result[:, index * length : index * length + segment.shape[1]] = piece
-        return result, state
-    outputs = []
+    # Without a graph to record, each segment is written straight into the result, so the
+    # segment outputs are never all alive at once (at T = 32768 that halves the fresh
+    # memory a call touches, and first touch of a page is what a long call pays for).
+    # With one, torch.cat, not slice assignment: its backward splits the gradient, where a
+    # chain of in-place slice copies would clone the whole gradient once per segment.
+    write_through = len(segments) > 1 and not _needs_graph(inputs, state)
+    result, pieces = None, []
     for index, segment in enumerate(segments):
         out, state = run([None if x is None else x[index] for x in split], state)
-        outputs.append(_from_chunks(out, segment.shape[1]))
-    # torch.cat, not slice assignment: its backward splits the gradient, where a chain of
-    # in-place slice copies would clone the whole gradient once per segment.
-    return (outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)), state
+        piece = _from_chunks(out, segment.shape[1])
+        if not write_through:
+            pieces.append(piece)
+            continue
+        if result is None:
+            result = piece.new_empty(*first.shape[:3], piece.shape[-1])
+        result[:, index * length : index * length + segment.shape[1]] = piece
+    if result is None:
+        result = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)
+    return result, state
 
 
 def _needs_graph(inputs: list[torch.Tensor | None], state: torch.Tensor) -> bool:
