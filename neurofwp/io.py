@@ -59,6 +59,10 @@ def save_netcdf(data: xr.Dataset | xr.DataArray, path: str | os.PathLike) -> Pat
     return path
 
 
+# Temporary files of atomic_path are named ".{target name}.{random}.tmp" (mkstemp's random part has no dots).
+_TEMPORARY_SUFFIX = ".tmp"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary file name beside ``path``; on success rename it onto ``path``.
@@ -68,7 +72,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     file is removed and the error propagates.
     """
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMPORARY_SUFFIX, dir=path.parent)
     os.close(handle)
     try:
         yield temporary
@@ -85,8 +89,8 @@ def leftover_temporaries(folder: str | os.PathLike) -> dict[str, list[Path]]:
     found: dict[str, list[Path]] = {}
     for entry in Path(folder).iterdir():
         name = entry.name
-        if name.startswith(".") and name.endswith(".tmp") and name.count(".") >= 3:
-            target = name[1:-4].rsplit(".", 1)[0]  # ".{target}.{random}.tmp"
+        if name.startswith(".") and name.endswith(_TEMPORARY_SUFFIX) and name.count(".") >= 3:
+            target = name[1 : -len(_TEMPORARY_SUFFIX)].rsplit(".", 1)[0]
             found.setdefault(target, []).append(entry)
     return found
 
