@@ -15,15 +15,24 @@ A sweep file::
 
 With ``kind = "predict"`` every grid point is simulated with the other parameters at
 their defaults; with ``kind = "fit"`` the grid values are held fixed and the rule's
-default free parameters (minus those) are fitted. Each (rule, point, dataset, seed) is
-one cell of a :mod:`neurofwp.sweeps` sweep; the result has dims
-``(rule, point, dataset, seed)`` with the grid values as ``grid_<name>`` (rule, point).
+default free parameters (minus those) are fitted. Each (rule, grid point, dataset, seed)
+is one cell of a :mod:`neurofwp.sweeps` sweep.
+
+The result is indexed by the grid itself: dims ``(rule, dataset, seed, <p1>, <p2>, ...)``,
+one per swept parameter (in order of first appearance in the file), each coordinate the
+sorted values any rule sweeps, so ``result.E.sel(rule="stdp", A_plus=0.01)`` works. A
+parameter that some rule does not sweep gets one more label, NaN, last: that rule's cells
+sit there ("not swept": its default, its fitted value, or the rule has no such
+parameter). Entries that are no rule's grid point are NaN; the boolean coordinate
+``in_grid`` (rule, <p1>, ...) says which are. :func:`select` cuts one rule's own grid out,
+:func:`best` gives the coordinates of the lowest E.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,10 +50,13 @@ from neurofwp.plasticity import BACKENDS, get_rule, predict
 from neurofwp.plasticity.rules import check_parameter_value
 from neurofwp.protocols import Protocol, read_csv
 
-__all__ = ["SweepConfig", "SweepConfigError", "load", "run", "grid_cell"]
+__all__ = ["SweepConfig", "SweepConfigError", "best", "grid_cell", "load", "parameters", "run", "select"]
 
 KINDS = ("predict", "fit")
 _KEYS = {"kind", "rules", "datasets", "backend", "seeds", "starts", "grid", "dt_ms"}
+#: Most entries one result variable may have (rules x datasets x seeds x the swept parameters' labels):
+#: rules sweeping different parameters multiply the result's dims, which a sweep file should not do unawares.
+MAX_RESULT_ENTRIES = 2_000_000
 
 
 class SweepConfigError(NeurofwpError, ValueError):
@@ -140,11 +152,35 @@ def load(path: str | Path) -> SweepConfig:
                 values[parameter] = [float(check_parameter_value(rule.parameter(parameter), v)) for v in options]
             except (NeurofwpError, TypeError, ValueError) as error:
                 _fail(path, f"[grid.{rule_name}] {parameter}: {error}")
+            repeated = sorted({v for v in values[parameter] if values[parameter].count(v) > 1})
+            if repeated:
+                _fail(path, f"[grid.{rule_name}] {parameter} lists {', '.join(f'{v:g}' for v in repeated)} twice")
         names_ = list(values)
         points[rule_name] = [dict(zip(names_, combo, strict=True)) for combo in itertools.product(*values.values())]
     for rule_name in set(grids) - set(rules):
         _fail(path, f"[grid.{rule_name}] is not one of the sweep's rules ({', '.join(rules)})")
-    return SweepConfig(kind, rules, datasets, sources, backend, seeds if kind == "fit" else [0], starts, dt_ms, points)
+    seeds = seeds if kind == "fit" else [0]
+    config = SweepConfig(kind, rules, datasets, sources, backend, seeds, starts, dt_ms, points)
+    entries = len(rules) * len(datasets) * len(config.seeds) * math.prod(len(v) for v in _axes(config).values())
+    if entries > MAX_RESULT_ENTRIES:
+        _fail(path, f"the result would have {entries:,} entries per variable for {describe(config)['cells']:,} cells "
+              f"(more than {MAX_RESULT_ENTRIES:,}): each swept parameter is a dim of the result, shared by all rules; "
+              "put rules that sweep different parameters into separate sweep files")  # fmt: skip
+    return config
+
+
+def _axes(config: SweepConfig) -> dict[str, list[float]]:
+    """The result's parameter dims: for each swept name (first appearance), the sorted values; NaN last if a rule
+    does not sweep it."""
+    axes: dict[str, list[float]] = {}
+    for rule in config.rules:
+        for point in config.grid[rule]:
+            for name, value in point.items():
+                axes.setdefault(name, []).append(value)
+    for name, values in axes.items():
+        unswept = any(name not in config.grid[rule][0] for rule in config.rules)
+        axes[name] = sorted(set(values)) + ([math.nan] if unswept else [])
+    return axes
 
 
 def grid_cell(coords: dict, *, config: SweepConfig) -> dict:
@@ -171,9 +207,11 @@ def run(
     scheduler: str | None = None,
     progress: bool = True,
 ) -> xr.Dataset:
-    """Run every cell of ``config``; one Dataset with dims ``(rule, point, dataset, seed)``."""
+    """Run every cell of ``config``; one Dataset with dims ``(rule, dataset, seed, <swept parameters>...)``."""
     if workers < 1:
         raise OutOfRangeError(f"workers must be >= 1, got {workers}")
+    # Cells name grid points by their number in the rule's grid, as stores written before the result was
+    # indexed by the grid do: such a store resumes.
     cells = [
         {"rule": r, "point": p, "dataset": d, "seed": s}
         for r in config.rules
@@ -186,7 +224,7 @@ def run(
         grid_cell, cells, store=cell_store, workers=workers, scheduler=scheduler, progress=progress,
         desc=f"sweep ({config.kind})", config=config,
     )  # fmt: skip
-    result = sweeps.gather(
+    flat = sweeps.gather(
         cells,
         results,
         series_dims={"dw_percent_model": "protocol_index"},
@@ -196,16 +234,90 @@ def run(
         },
         attrs={"kind": config.kind, "backend": config.backend, "neurofwp_version": neurofwp.__version__},
     )
-    grid_names = sorted({name for points in config.grid.values() for point in points for name in point})
-    longest = max(len(points) for points in config.grid.values())
-    for name in grid_names:
-        table = np.full((len(config.rules), longest), np.nan)
-        for r, rule in enumerate(config.rules):
-            for p, point in enumerate(config.grid[rule]):
-                table[r, p] = point.get(name, np.nan)
+    return _on_grid(flat, config)
+
+
+def _on_grid(flat: xr.Dataset, config: SweepConfig) -> xr.Dataset:
+    """Move the cells of ``flat`` (dims rule, point, dataset, seed, ...) onto the grid's own coordinates."""
+    axes = _axes(config)
+    shape = tuple(len(values) for values in axes.values())
+    # position of every (rule, point) along the parameter dims; a parameter the rule does not sweep: the NaN label
+    at: dict[tuple[int, int], tuple[int, ...]] = {
+        (r, p): tuple(values.index(point[name]) if name in point else len(values) - 1 for name, values in axes.items())
+        for r, rule in enumerate(config.rules)
+        for p, point in enumerate(config.grid[rule])
+    }
+    in_grid = np.zeros((len(config.rules), *shape), dtype=bool)
+    for (r, _), position in at.items():
+        in_grid[(r, *position)] = True
+    data = {}
+    for name, variable in flat.data_vars.items():
+        cell_dims = ("rule", "point", "dataset", "seed")
+        rest = [dim for dim in variable.dims if dim not in cell_dims]  # protocol_index of dw_percent_model
+        old = variable.transpose(*cell_dims, *rest).values
+        new = np.full((len(config.rules), *old.shape[2:4], *shape, *old.shape[4:]), np.nan)
+        for (r, p), position in at.items():
+            where: tuple[int | slice, ...] = (r, slice(None), slice(None), *position)  # all datasets and seeds
+            new[where] = old[r, p]
+        data[name] = (("rule", "dataset", "seed", *axes, *rest), new, variable.attrs)
+    coords: dict[str, object] = {name: flat[name].values for name in ("rule", "dataset", "seed")}
+    for name, values in axes.items():
+        note = "; NaN: not swept by that rule" if math.isnan(values[-1]) else ""
         unit = "ms" if name.endswith("_ms") else "1"
-        result[f"grid_{name}"] = (("rule", "point"), table, {"units": unit, "long_name": f"grid value of {name}"})
-    return result
+        coords[name] = (name, np.array(values), {"units": unit, "long_name": f"grid value of {name}{note}"})
+    coords["in_grid"] = (
+        ("rule", *axes),
+        in_grid,
+        {"long_name": "whether the rule's grid has this point (entries that are not are NaN)"},
+    )
+    return xr.Dataset(data, coords=coords, attrs=flat.attrs)
+
+
+def parameters(result: xr.Dataset) -> list[str]:
+    """The swept parameters of a :func:`run` result: its dims beside rule, dataset and seed."""
+    return [str(dim) for dim in result["in_grid"].dims if dim != "rule"]
+
+
+def select(result: xr.Dataset, rule: str) -> xr.Dataset:
+    """One rule's part of a :func:`run` result, on its own grid: dims dataset, seed and the parameters it sweeps.
+
+    Labels that are not the rule's grid values are dropped, and so are the parameters it does not sweep.
+    """
+    rules = [str(name) for name in result["rule"].values]
+    if rule not in rules:
+        raise UnknownNameError("rule of this sweep", rule, rules)
+    part = result.sel(rule=rule)
+    mask = part["in_grid"]
+    keep = {dim: mask.any([d for d in mask.dims if d != dim]).values for dim in mask.dims}
+    part = part.isel(keep)
+    for dim in mask.dims:
+        if part.sizes[dim] == 1 and np.isnan(part[dim].values[0]):
+            part = part.squeeze(dim, drop=True)
+    return part.drop_vars("in_grid")
+
+
+def best(result: xr.Dataset) -> dict[str, str | int | float]:
+    """Coordinates of the lowest E of a :func:`run` result (NaN skipped; ties: the first in the result's order).
+
+    Only what describes that cell: rule, dataset, seed (fit sweeps only; predictions have no seed) and the
+    parameters that rule sweeps. An empty dict when no E is a number.
+    """
+    energy = result["E"]
+    values = np.asarray(energy.values, dtype=float)
+    if np.isnan(values).all():
+        return {}
+    index = np.unravel_index(int(np.nanargmin(values)), values.shape)
+    at: dict[str, str | int | float] = {}
+    for dim, i in zip(map(str, energy.dims), index, strict=True):
+        label = result[dim].values[i]
+        if dim in ("rule", "dataset"):
+            at[dim] = str(label)
+        elif dim == "seed":
+            if result.attrs.get("kind") == "fit":
+                at[dim] = int(label)
+        elif not np.isnan(label):  # NaN: a parameter this rule does not sweep
+            at[dim] = float(label)
+    return at
 
 
 def describe(config: SweepConfig) -> Mapping[str, int]:
