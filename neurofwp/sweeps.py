@@ -24,9 +24,11 @@ import concurrent.futures
 import contextlib
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -46,11 +48,31 @@ Coords = Mapping[str, Any]
 CONNECT_TIMEOUT_S = 20
 Result = dict[str, Any]
 
-__all__ = ["CellStore", "SweepError", "cell_key", "gather", "run", "parse_scheduler"]
+__all__ = ["CellStore", "SweepError", "SweepInterrupted", "cell_key", "gather", "run", "parse_scheduler"]
+
+#: Seconds a terminated worker process gets to exit before it is killed.
+WORKER_EXIT_S = 2.0
 
 
 class SweepError(NeurofwpError, ValueError):
     """A sweep cannot go on: a store made with another configuration, a bad scheduler, a bad cell file."""
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """A sweep stopped by an interrupt (Ctrl-C, SIGINT) after its workers were stopped.
+
+    ``str(error)`` is one line for the user: how many cells are kept and whether a rerun continues.
+    """
+
+    def __init__(self, finished: int, total: int, store: CellStore | None):
+        self.finished, self.total, self.store = finished, total, store
+        if store is not None:
+            message = (
+                f"interrupted: {finished} of {total} cells saved in {store.folder}; rerun the same command to continue"
+            )
+        else:
+            message = f"interrupted after {finished} of {total} cells; this run keeps no cells, a rerun starts over"
+        super().__init__(message)
 
 
 def cell_key(coords: Coords) -> str:
@@ -140,8 +162,11 @@ def _exit_with_parent(parent_pid: int) -> None:
     """Worker-pool initializer: end this worker once the process that started it is gone.
 
     A pool worker whose parent is killed outright (SIGKILL, out of memory) would otherwise
-    wait for work forever; the orphan is re-parented, so ``getppid`` changes.
+    wait for work forever; the orphan is re-parented, so ``getppid`` changes. Workers
+    ignore SIGINT: Ctrl-C reaches the whole process group, and the parent, not each
+    worker, decides what an interrupt stops (see :func:`_stop_pool`).
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while os.getppid() == parent_pid:
@@ -155,6 +180,12 @@ def _execute(task: Callable[..., Result], coords: Coords, options: Mapping[str, 
     """Run one cell with a fixed thread count; JSON round trip so every executor returns the same types."""
     import torch
 
+    if multiprocessing.parent_process() is not None:
+        # In a worker process, progress bars lock with a thread lock: tqdm's default, a
+        # multiprocessing semaphore, is reported as leaked when an interrupt ends the worker.
+        import tqdm.std
+
+        tqdm.std.tqdm.set_lock(threading.RLock())
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -204,20 +235,67 @@ def run(
             for i in pending:
                 finish(i, _execute(task, cells[i], options, threads_per_task))
         else:
-            context = multiprocessing.get_context("spawn")  # fork would inherit torch's thread pools
-            with concurrent.futures.ProcessPoolExecutor(
-                min(workers, len(pending)), mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),)
-            ) as pool:
-                futures = {pool.submit(_execute, task, cells[i], options, threads_per_task): i for i in pending}
-                try:
-                    for future in concurrent.futures.as_completed(futures):
-                        finish(futures[future], future.result())
-                except BaseException:
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise
+            _run_pool(task, cells, pending, options, threads_per_task, min(workers, len(pending)), finish)
+    except KeyboardInterrupt:
+        finished = sum(r is not None for r in results)
+        raise SweepInterrupted(finished, len(cells), store) from None
     finally:
         bar.close()
     return results  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT while worker processes start, so that they inherit the ignored disposition.
+
+    A spawned interpreter that starts with SIGINT ignored keeps it ignored, so a Ctrl-C
+    during its (seconds-long) imports does not kill it with a traceback. Only the main
+    thread may change signal handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _run_pool(task, cells, pending, options, threads, workers, finish) -> None:
+    context = multiprocessing.get_context("spawn")  # fork would inherit torch's thread pools
+    pool = concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),)
+    )
+    try:
+        with _sigint_ignored():  # the executor starts its worker processes on submit
+            futures = {pool.submit(_execute, task, cells[i], options, threads): i for i in pending}
+        for future in concurrent.futures.as_completed(futures):
+            finish(futures[future], future.result())
+    except BaseException:
+        _stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _stop_pool(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    """Cancel the queued cells and end the workers now, running cells included.
+
+    ``shutdown(cancel_futures=True)`` alone lets the running cells and those already
+    handed to the workers' queue finish first (minutes for a sweep of fits), so the
+    worker processes are terminated; the executor has no public handle on them.
+    """
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        process.terminate()
+    deadline = time.monotonic() + WORKER_EXIT_S
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()
+    # With its workers gone the executor's manager thread ends at once; waiting for it frees its queues.
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 @contextlib.contextmanager
@@ -250,10 +328,16 @@ def _run_dask(task, cells, pending, options, threads, target, finish) -> None:
 
     kind, value = target
     if kind == "local":
-        with _local_worker_environment():
+        with _local_worker_environment(), _sigint_ignored():  # Ctrl-C is the parent's to handle
             # ":0": the scheduler's HTTP server takes a free port (None would still try 8787 first).
+            # Warnings of workers that an interrupt stops mid-cell are dask's noise, not the user's problem.
             cluster = LocalCluster(
-                n_workers=int(value), threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0"
+                n_workers=int(value),
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=":0",
+                silence_logs=logging.ERROR,
             )
         client = Client(cluster)
     else:
@@ -262,11 +346,16 @@ def _run_dask(task, cells, pending, options, threads, target, finish) -> None:
             client = Client(value, timeout=f"{CONNECT_TIMEOUT_S}s")
         except OSError as error:
             raise SweepError(f"cannot reach the dask scheduler at {value}: {error}") from None
+    futures = []
     try:
         futures = [client.submit(_execute, task, cells[i], options, threads, pure=False) for i in pending]
         index = {future.key: i for future, i in zip(futures, pending, strict=True)}
         for future in as_completed(futures):
             finish(index[future.key], future.result())
+    except BaseException:
+        # A cluster given by address outlives this process: its workers must not go on with our cells.
+        client.cancel(futures, force=True)
+        raise
     finally:
         client.close()
         if cluster is not None:
