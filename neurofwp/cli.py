@@ -9,13 +9,20 @@ import click
 
 from neurofwp.errors import NeurofwpError
 
+#: Exit status after an interrupt (128 + SIGINT, as shells report it).
+INTERRUPTED_STATUS = 130
+
 
 class _Group(click.Group):
-    """Turn a :class:`NeurofwpError` into one line on stderr and exit status 2."""
+    """Turn a :class:`NeurofwpError` into one line on stderr and exit status 2; an interrupt into one line and 130."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt as interrupt:
+            # A sweep says what it kept (SweepInterrupted); other commands write their outputs only at the end.
+            click.echo(f"neurofwp: {interrupt or 'interrupted'}", err=True)
+            sys.exit(INTERRUPTED_STATUS)
         except NeurofwpError as error:
             click.echo(f"neurofwp: error: {error}", err=True)
             sys.exit(2)
@@ -39,6 +46,16 @@ def _int_list(text: str) -> list[int]:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise click.BadParameter(f"expected a list like 8,16,32 or a range start:stop:step, got {text!r}") from None
+
+
+def demo_header(seeds: int) -> str:
+    """What the demo's numbers mean: the scale of E(S) is open above, not 0 to 1."""
+    return (
+        "relative retrieval error E(S) = sum|S^T phi(k_i) - v_i|^2 / sum|v_i|^2, "
+        f"mean over {seeds} seed{'s' if seeds != 1 else ''}\n"
+        "scale: 0 = perfect recall; 1 = as far off as recalling nothing (a zero output); above 1 = cross-talk between "
+        "stored pairs makes the recall worse than nothing (Hebbian: about (S - 1)/Dk); Dk = fast-weight key size"
+    )
 
 
 @main.command()
@@ -67,8 +84,7 @@ def demo(pairs_text: str, d_key: int, seeds: int, seed: int, out: str | None, pr
     mean = curve.mean("seed")
     columns = [(r, m) for r in curve.rule.values for m in curve.feature_map.values]
     d_fast = dict(zip(curve.feature_map.values, curve.d_fast.values, strict=True))
-    click.echo(f"relative retrieval error E(S) = sum|S^T phi(k_i) - v_i|^2 / sum|v_i|^2, mean over {seeds} seeds")
-    click.echo("(0 = perfect recall, 1 = none; Dk = fast-weight key size)")
+    click.echo(demo_header(seeds))
     header = "S".rjust(6) + "".join(f"{r}/{m} (Dk={d_fast[m]})".rjust(26) for r, m in columns)
     click.echo(header)
     for s in curve.n_pairs.values:
@@ -348,9 +364,12 @@ def sweep_command(config_path: str, out_dir: str, workers: int, scheduler: str |
         config, store=str(folder / f"cells_{stem}"), workers=workers, scheduler=scheduler, progress=progress
     )
     save_netcdf(result, target)
-    where = result.E.fillna(float("inf")).argmin(dim=...)
-    at = ", ".join(f"{dim}={result[dim].values[int(index)]}" for dim, index in where.items())
-    click.echo(f"lowest E = {float(result.E.min()):.4g} at {at}")
+    lowest = grid.best(result)  # rule, dataset, seed (fits) and the parameters that rule sweeps; {} if no E
+    if lowest:
+        at = ", ".join(f"{name}={value}" for name, value in lowest.items())
+        click.echo(f"lowest E = {float(result.E.min()):.4g} at {at}")
+    else:
+        click.echo("no grid point has a value of E")
     click.echo(f"saved {target}")
 
 
@@ -369,16 +388,20 @@ def fit_recording_command(source, unit, bin_ms, lags, likelihood, steps, seed, o
     a Hebbian and a delta-rule fast-weight model; report held-out bits per spike."""
 
     from neurofwp import recordings
-    from neurofwp.io import check_writable, save_netcdf
+    from neurofwp.io import RUN_ATTR, check_writable, refuse_other_run, save_netcdf
 
     recording = recordings.load(source, unit)
     folder = _output_folder(out_dir)
-    check_writable(folder / "recording_fit.nc")
+    # Named after what was recorded, so that fits of different neurons share an --out folder.
+    target = check_writable(folder / f"recording_fit_{recording.name}.nc")
+    settings = {"source": recording.source, "bin_ms": bin_ms, "lags": lags, "likelihood": likelihood}
+    run = refuse_other_run(target, {**settings, "steps": steps, "seed": seed})
     result = recordings.fit_recording(
         recording, bin_ms=bin_ms, lags=lags, likelihood=likelihood, steps=steps, seed=seed, show_progress=progress
     )
-    save_netcdf(result, folder / "recording_fit.nc")
-    drawn = recordings.figure(result, str(folder / "recording_fit"))
+    result.attrs[RUN_ATTR] = run
+    save_netcdf(result, target)
+    drawn = recordings.figure(result, str(target.with_suffix("")))
     click.echo(
         f"{recording.source}: {len(recording.spike_times_s)} spikes in {recording.duration_s:g} s, "
         f"{bin_ms:g} ms bins, {lags} lags, {likelihood} likelihood, held out after "
@@ -389,7 +412,7 @@ def fit_recording_command(source, unit, bin_ms, lags, likelihood, steps, seed, o
             f"  {model:<12} held-out {float(result.bits_per_spike.sel(model=model)):7.3f} bits/spike"
             f"   (training {float(result.train_bits_per_spike.sel(model=model)):.3f})"
         )
-    click.echo(f"saved {folder / 'recording_fit.nc'}, {', '.join(drawn)}")
+    click.echo(f"saved {target}, {', '.join(drawn)}")
 
 
 def _seconds(text: str) -> float:
@@ -430,7 +453,7 @@ def simulate(
     """Simulate a plastic spiking network (song2000: 1000 Poisson inputs, STDP, one LIF neuron)."""
     from pathlib import Path
 
-    from neurofwp.io import check_writable, save_netcdf
+    from neurofwp.io import RUN_ATTR, check_writable, refuse_other_run, save_netcdf
     from neurofwp.networks import song2000
 
     seconds = _seconds(duration)
@@ -443,8 +466,10 @@ def simulate(
         )
     target = _output_folder(out_dir) / f"{network}.nc"
     check_writable(target)
+    run = refuse_other_run(target, {"network": network, "duration_s": seconds, "seed": seed})
     checkpoint = {} if every is None else {"checkpoint": target.with_suffix(".checkpoint"), "checkpoint_every_s": every}
     result = song2000.simulate(seconds, seed=seed, show_progress=progress, **checkpoint)
+    result.attrs[RUN_ATTR] = run
     save_netcdf(result, target)
     figures = song2000.figure(result, str(Path(out_dir) / network))
     bimodal = song2000.bimodality(result.final_weight.values)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,8 +59,24 @@ def save_netcdf(data: xr.Dataset | xr.DataArray, path: str | os.PathLike) -> Pat
     return path
 
 
-# Temporary files of atomic_path are named ".{target name}.{random}.tmp" (mkstemp's random part has no dots).
+# Temporary files of atomic_path are named ".{target name}.{random}.tmp" (the random part is hex: no dots).
 _TEMPORARY_SUFFIX = ".tmp"
+
+
+def _create_temporary(path: Path) -> str:
+    """Create an empty ``.{name}.{random}.tmp`` beside ``path`` with the mode of an ordinary new file.
+
+    Opened with mode 0666, so the kernel applies the caller's umask (``mkstemp`` would
+    make it 0600, and the rename would carry that private mode onto the result).
+    """
+    for _ in range(100):
+        temporary = path.parent / f".{path.name}.{secrets.token_hex(6)}{_TEMPORARY_SUFFIX}"
+        try:
+            os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return str(temporary)
+    raise OutputPathError(f"cannot create a temporary file beside {path}")
 
 
 @contextlib.contextmanager
@@ -72,8 +88,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     file is removed and the error propagates.
     """
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMPORARY_SUFFIX, dir=path.parent)
-    os.close(handle)
+    temporary = _create_temporary(path)
     try:
         yield temporary
         os.replace(temporary, path)
@@ -104,3 +119,33 @@ def save_json(data: object, path: str | os.PathLike) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
     return path
+
+
+#: Attribute of a saved result that records the settings of the run that made it (JSON).
+RUN_ATTR = "run_settings"
+
+
+def refuse_other_run(path: str | os.PathLike, settings: dict[str, object]) -> str:
+    """Check that ``path`` is absent or holds a result of the same ``settings``; return them as JSON.
+
+    Rerunning a command replaces its own result; a run with other settings (another
+    seed, bin width, duration) must not silently replace it. Store the returned text
+    in the new result's ``attrs[RUN_ATTR]``.
+    """
+    path = Path(path)
+    text = json.dumps(settings, sort_keys=True, default=str)
+    if not path.exists():
+        return text
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as stored:
+            old = json.loads(stored.attrs.get(RUN_ATTR, "{}"))
+    except (OSError, ValueError):
+        raise OutputPathError(f"{path} exists and is not a neurofwp result; use another --out or remove it") from None
+    new = json.loads(text)
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if changed:
+        differences = ", ".join(f"{k} {old.get(k)!r} → {new.get(k)!r}" for k in changed)
+        raise OutputPathError(
+            f"{path} holds the result of another run ({differences}); use another --out or remove the file"
+        )
+    return text

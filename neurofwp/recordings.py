@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,8 @@ class Recording:
     stimulus_rate_hz: float | None = None
     input_spike_times_s: dict[str, np.ndarray] = field(default_factory=dict)
     source: str = ""
+    #: Short, file-name-safe name of what was recorded (``grasshopper1``, ``session3_unit12``): names output files.
+    name: str = "recording"
 
     def __post_init__(self):
         label = self.source or "recording"  # the name in messages
@@ -161,7 +164,14 @@ def grasshopper(number: int = 1) -> Recording:
     stimulus = np.loadtxt(folder / f"grasshopper_stimulus{number}.txt")
     rate = 1e6 / float(np.median(np.diff(stimulus[:, 0])))
     duration = len(stimulus) / rate
-    return Recording(spikes, duration, stimulus[:, 1:], rate, source=f"grasshopper{number} (Rokem et al. 2006, nitime)")
+    return Recording(
+        spikes,
+        duration,
+        stimulus[:, 1:],
+        rate,
+        source=f"grasshopper{number} (Rokem et al. 2006, nitime)",
+        name=f"grasshopper{number}",
+    )
 
 
 def load_npz(path: str | os.PathLike) -> Recording:
@@ -190,6 +200,7 @@ def load_npz(path: str | os.PathLike) -> Recording:
             _real(read("stimulus_rate_hz"), str(path), "stimulus_rate_hz") if "stimulus_rate_hz" in archive else None,
             inputs,
             source=str(path),
+            name=_file_safe(Path(path).stem),
         )
 
 
@@ -229,9 +240,14 @@ def load_nwb(path: str | os.PathLike, unit: int | str | None = None) -> Recordin
             ends.append(len(stimulus) / rate)
         duration = float(max(ends)) if ends else 0.0
         inputs = {f"unit{ids[i]}": trains[i] for i in range(len(ids)) if i != row}
-        return Recording(trains[row], duration, stimulus, rate, inputs, source=str(path))
+        name = _file_safe(f"{Path(path).stem}_unit{ids[row]}")
+        return Recording(trains[row], duration, stimulus, rate, inputs, source=f"{path} unit {ids[row]}", name=name)
     finally:
         io.close()
+
+
+def _file_safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", text) or "recording"
 
 
 def _unit_id(unit: int | str, path) -> int:
@@ -393,7 +409,9 @@ def fit_recording(
     null_test = float(log_likelihood(torch.full_like(y[split:], null_eta), y[split:], likelihood).sum())
 
     bits, train_bits, rates = [], [], []
-    for kind in tqdm(models, desc="fit-recording", unit="model", disable=not show_progress):
+    bar = tqdm(total=len(models) * steps, desc="fit-recording", unit="step", disable=not show_progress)
+    for kind in models:
+        bar.set_postfix_str(kind, refresh=False)
         torch.manual_seed(seed)
         model = RecordingModel(kind, x.shape[1])
         with torch.no_grad():
@@ -407,6 +425,7 @@ def fit_recording(
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
+            bar.update()
             if step % 10 == 9 or step == steps - 1:
                 with torch.no_grad():
                     validation = float(log_likelihood(model(x[:split])[fit_end:], y[fit_end:split], likelihood).sum())
@@ -424,6 +443,7 @@ def fit_recording(
         rate = torch.exp(eta) if likelihood == "poisson" else torch.sigmoid(eta)
         rates.append(rate.numpy() / (bin_ms / 1000.0))
 
+    bar.close()
     times = (np.arange(len(counts)) + 0.5) * bin_ms / 1000.0
     return xr.Dataset(
         {
@@ -435,6 +455,7 @@ def fit_recording(
         coords={"model": list(models), "time": ("time", times, {"units": "s"})},
         attrs={
             "source": recording.source,
+            "recording": recording.name,
             "bin_ms": bin_ms,
             "lags": lags,
             "likelihood": likelihood,

@@ -133,9 +133,9 @@ def test_grasshopper_receptor_fast_weights_beat_ln(tmp_path):
     adapt, predict held-out spiking better than the static LN model."""
     result = CliRunner().invoke(main, ["fit-recording", "grasshopper1", "--no-progress", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    fit = xr.load_dataset(tmp_path / "recording_fit.nc")
+    fit = xr.load_dataset(tmp_path / "recording_fit_grasshopper1.nc")
     bits = fit.bits_per_spike
     assert float(bits.sel(model="ln")) > 0.3
     assert float(bits.sel(model="hebbian-fwp")) > float(bits.sel(model="ln"))
     assert float(bits.sel(model="delta-fwp")) > float(bits.sel(model="ln"))
-    assert (tmp_path / "recording_fit.png").exists()
+    assert (tmp_path / "recording_fit_grasshopper1.png").exists()

@@ -8,7 +8,8 @@ expected norm); then every key is used as a query. The retrieval error is
 
     E(S) = \frac{\sum_i \lVert S^\top \phi(k_i) - v_i \rVert^2}{\sum_i \lVert v_i \rVert^2},
 
-0 for perfect recall and about 1 for no recall at all. The Hebbian (sum) rule adds
+0 for perfect recall and exactly 1 for a zero output (no recall at all); it is not bounded
+above: cross-talk between stored pairs makes it exceed 1, worse than recalling nothing. The Hebbian (sum) rule adds
 cross-talk :math:`\sum_{j \ne i} (\phi(k_i)^\top \phi(k_j)) v_j`, so its error grows like
 :math:`(S - 1)/D_k` for random unit keys even below :math:`D_k`; the delta rule
 (:math:`\beta = 1`) overwrites what is stored under each key, so it recalls the most

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+import seaborn as sns
+import xarray as xr
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-import xarray as xr  # noqa: E402
+from neurofwp.retrieval.model import parse_model
 
-from neurofwp.retrieval.model import parse_model  # noqa: E402
-
-__all__ = ["figure", "label"]
+__all__ = ["draw", "figure", "label"]
 
 
 def label(model: str, d_key: int = 64) -> str:
@@ -27,26 +24,28 @@ def label(model: str, d_key: int = 64) -> str:
     return f"{kind[spec.feature_map]}, {rule} (d_dot={spec.d_dot(d_key)})"
 
 
-def figure(result: xr.Dataset, stem: str | Path, reference: pd.DataFrame | None = None) -> list[Path]:
-    """Draw ``best_eval_loss`` vs S (one line per model); save ``stem.png`` and ``stem.svg``.
+def draw(result: xr.Dataset, reference: pd.DataFrame | None = None) -> Figure:
+    """``best_eval_loss`` vs S, one line per model; ``reference`` (columns ``model``, ``S``,
+    ``best_eval_loss``), when given, dashed with open markers in the same colours: the paper's own runs.
 
-    ``reference`` (columns ``model``, ``S``, ``best_eval_loss``), when given, is drawn
-    dashed in the same colours: the paper's own runs.
+    Built on a bare :class:`~matplotlib.figure.Figure`, so the caller's pyplot backend is left alone.
     """
-    stem = Path(stem)
     d_key = int(result.attrs.get("config_d_key", 64))
     table = result.best_eval_loss.to_dataframe().reset_index()
     table["model"] = table["model"].map(lambda m: label(m, d_key))
     order = [label(m, d_key) for m in result.model.values]
     palette = dict(zip(order, sns.color_palette("colorblind", len(order)), strict=True))
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig = Figure(figsize=(6.5, 4.2))
+    ax = fig.add_subplot()
     if reference is not None and len(reference):
         for model in result.model.values:
             rows = reference[reference["model"] == model].sort_values("S")
             if len(rows):
                 colour = palette[label(model, d_key)]
-                ax.plot(rows["S"], rows["best_eval_loss"], "--", color=colour, alpha=0.6, label="_nolegend_")
-        ax.plot([], [], "--", color="0.4", label="Schlag et al. 2021 (their logs)")
+                # A marker on every point: a reference with one point would be an invisible dashed line.
+                ax.plot(rows["S"], rows["best_eval_loss"], "--", marker="D", mfc="none", color=colour, alpha=0.6,
+                        label="_nolegend_", gid=f"reference:{model}")  # fmt: skip
+        ax.plot([], [], "--", marker="D", mfc="none", color="0.4", label="Schlag et al. 2021 (their logs)")
     sns.lineplot(table, x="S", y="best_eval_loss", hue="model", hue_order=order, palette=palette, marker="o", ax=ax)
     ax.axhline(float(result.attrs.get("config_stop_loss", 1e-3)), color="0.7", lw=0.8, zorder=0)
     setting = int(result.attrs.get("setting", 1))
@@ -57,9 +56,15 @@ def figure(result: xr.Dataset, stem: str | Path, reference: pd.DataFrame | None 
         ylim=(-0.01, None),
     )
     ax.legend(fontsize=7, frameon=False)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
     fig.tight_layout()
+    return fig
+
+
+def figure(result: xr.Dataset, stem: str | Path, reference: pd.DataFrame | None = None) -> list[Path]:
+    """Draw :func:`draw`'s figure and save it as ``stem.png`` and ``stem.svg``."""
+    stem = Path(stem)
+    fig = draw(result, reference)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
     for path in paths:
         fig.savefig(path, dpi=150, bbox_inches="tight")
-    plt.close(fig)
     return paths

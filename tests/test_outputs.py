@@ -1,0 +1,117 @@
+"""What commands write: ordinary file modes, names that do not collide, progress, figures, headers."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from click.testing import CliRunner
+
+from neurofwp import recordings, sweeps
+from neurofwp.cli import main
+from neurofwp.io import save_json, save_netcdf
+
+
+@pytest.fixture
+def umask_022():
+    previous = os.umask(0o022)
+    yield 0o644  # 0666 & ~0022
+    os.umask(previous)
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_results_have_the_mode_of_ordinary_files(tmp_path, umask_022):
+    """Colleagues can read what neurofwp writes: 0666 & ~umask, as for any new file (not mkstemp's 0600)."""
+    expected = umask_022
+    assert _mode(save_netcdf(xr.Dataset({"x": ("t", [1.0, 2.0])}), tmp_path / "a.nc")) == expected
+    assert _mode(save_json({"a": 1}, tmp_path / "a.json")) == expected
+    store = sweeps.CellStore(tmp_path / "cells", {"seed": 0})
+    store.save({"cell": 1}, {"v": 1.0})
+    assert _mode(store.path({"cell": 1})) == expected and _mode(tmp_path / "cells" / "sweep.json") == expected
+    result = CliRunner().invoke(main, ["predict", "stdp", "bipoo1998", "--out", str(tmp_path / "p.nc")])
+    assert result.exit_code == 0, result.output
+    assert _mode(tmp_path / "p.nc") == expected
+    os.umask(0o077)  # a private umask is the user's choice, and is respected
+    assert _mode(save_json({"a": 1}, tmp_path / "private.json")) == 0o600
+
+
+def _npz(path, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    stimulus = rng.standard_normal(8000)
+    spikes = np.sort(rng.uniform(0, 8.0, 300))
+    np.savez(path, spike_times_s=spikes, duration_s=8.0, stimulus=stimulus, stimulus_rate_hz=1000.0)
+
+
+def test_fit_recording_names_files_after_the_recording_and_refuses_another_run(tmp_path):
+    for name, seed in (("cellA", 0), ("cellB", 1)):
+        _npz(tmp_path / f"{name}.npz", seed)
+    out = tmp_path / "out"
+    common = ["--steps", "2", "--lags", "4", "--no-progress", "--out", str(out)]
+    runner = CliRunner()
+    for name in ("cellA", "cellB"):
+        result = runner.invoke(main, ["fit-recording", str(tmp_path / f"{name}.npz"), *common])
+        assert result.exit_code == 0, result.output
+    with xr.open_dataset(out / "recording_fit_cellA.nc") as a, xr.open_dataset(out / "recording_fit_cellB.nc") as b:
+        assert (
+            a.attrs["recording"] == "cellA" and b.attrs["recording"] == "cellB"
+        )  # the second did not replace the first
+    assert (out / "recording_fit_cellA.png").exists() and (out / "recording_fit_cellB.svg").exists()
+    again = runner.invoke(main, ["fit-recording", str(tmp_path / "cellA.npz"), *common])  # the same run: replaced
+    assert again.exit_code == 0, again.output
+    other = runner.invoke(main, ["fit-recording", str(tmp_path / "cellA.npz"), *common, "--seed", "3"])
+    assert other.exit_code == 2
+    assert "recording_fit_cellA.nc holds the result of another run (seed 0 → 3)" in other.output
+    with xr.open_dataset(out / "recording_fit_cellA.nc") as kept:
+        assert int(kept.attrs["seed"]) == 0
+
+
+def test_fit_recording_progress_advances_with_training_steps(monkeypatch):
+    counts = {"total": None, "updates": 0}
+
+    class Bar:
+        def __init__(self, *args, total=None, **kwargs):
+            counts["total"] = total
+
+        def update(self, n=1):
+            counts["updates"] += n
+
+        def set_postfix_str(self, *args, **kwargs):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(recordings, "tqdm", Bar)
+    rng = np.random.default_rng(0)
+    recording = recordings.Recording(np.sort(rng.uniform(0, 4, 200)), 4.0, rng.standard_normal(4000), 1000.0)
+    recordings.fit_recording(recording, bin_ms=2.0, lags=4, steps=7)
+    assert counts == {"total": 3 * 7, "updates": 3 * 7}  # one tick per training step of each of the three models
+
+
+def test_demo_header_describes_the_scale_it_prints():
+    result = CliRunner().invoke(main, ["demo", "--pairs", "8,256", "--d-key", "16", "--seeds", "1", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    header, scale, columns, *rows = result.output.splitlines()
+    assert "mean over 1 seed" in header and not header.endswith("seeds")
+    values = [float(x) for row in rows for x in row.split()[1:]]
+    assert max(values) > 1  # Hebbian cross-talk at S = 256 >> Dk: worse than recalling nothing
+    assert "above 1" in scale and "1 = as far off as recalling nothing" in scale
+
+
+def test_retrieval_reference_points_are_visible():
+    """A paper reference with one point (setting 2, dpfp2-sum at S = 20) is drawn with a marker."""
+    from neurofwp.retrieval.figure import draw
+
+    result = xr.Dataset(
+        {"best_eval_loss": (("model", "S"), [[0.001, 0.2]])}, coords={"model": ["dpfp2-sum"], "S": [20, 40]}
+    )
+    reference = pd.DataFrame({"model": ["dpfp2-sum"], "S": [20], "best_eval_loss": [0.097]})
+    (line,) = [line for line in draw(result, reference).axes[0].lines if line.get_gid() == "reference:dpfp2-sum"]
+    assert list(line.get_xdata()) == [20] and line.get_marker() not in (None, "", "None", " ")
