@@ -22,7 +22,12 @@ class DTypeError(NeurofwpError, TypeError):
 
 
 class NonFiniteError(NeurofwpError, ValueError):
-    """An input holds NaN or infinite values."""
+    """NaN or infinite values: in an input, or in a result computed from finite inputs.
+
+    In the second case the computation itself diverged or overflowed (for the delta rule,
+    typically keys outside its stable range 0 ≤ β‖k‖² ≤ 2), and the message names the
+    cause and the fix.
+    """
 
 
 class OutOfRangeError(NeurofwpError, ValueError):

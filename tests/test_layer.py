@@ -2,7 +2,7 @@ import pytest
 import torch
 from conftest import relative_error
 
-from neurofwp.errors import ShapeError, UnknownNameError
+from neurofwp.errors import OutOfRangeError, ShapeError, UnknownNameError
 from neurofwp.tensor import FastWeightLayer
 
 
@@ -83,3 +83,34 @@ def test_layer_errors():
     layer = FastWeightLayer(8, num_heads=2)
     with pytest.raises(ShapeError, match="d_model=8"):
         layer(torch.randn(2, 5, 9))
+
+
+def test_heads_must_divide_d_model():
+    """d_model=10 with 4 heads used to give head size 2 silently (10 // 4), dropping 2 inputs' worth."""
+    with pytest.raises(OutOfRangeError, match=r"d_model must be divisible by num_heads.*d_model=10 and num_heads=4"):
+        FastWeightLayer(d_model=10, num_heads=4)
+    layer = FastWeightLayer(d_model=10, num_heads=4, head_dim=3)  # an explicit head size needs no divisibility
+    assert layer(torch.randn(1, 5, 10)).shape == (1, 5, 10)
+    with pytest.raises(OutOfRangeError, match="head_dim must be an int >= 1"):
+        FastWeightLayer(d_model=8, num_heads=2, head_dim=0)
+
+
+@pytest.mark.parametrize(
+    "feature_map, key_norm",
+    [("dpfp", None), ("elu+1", None), ("favor+", None), ("identity", None), ("identity", "sum"), ("dpfp", "l2")],
+)
+@pytest.mark.parametrize("learned_beta", [True, False])
+def test_layer_keys_meet_the_delta_stability_condition(feature_map, key_norm, learned_beta):
+    """β‖k‖² ≤ 2 by construction, for every feature map, including a signed map with key_norm="sum"
+    (which used to divide by the signed sum, clamped to the smallest float when ≤ 0: infinite keys)."""
+    torch.manual_seed(0)
+    layer = FastWeightLayer(
+        16, num_heads=2, feature_map=feature_map, key_norm=key_norm, learned_beta=learned_beta, beta=2.0
+    ).double()
+    x = 3.0 * torch.randn(4, 200, 16, dtype=torch.float64)
+    with torch.no_grad():
+        program = layer.program(x)
+    load = program["beta"] * program["k"].square().sum(-1)
+    assert float(load.max()) <= 2.0 * (1 + 1e-12)
+    y = layer(x)
+    assert bool(torch.isfinite(y).all())

@@ -71,11 +71,46 @@ def test_non_finite_values_are_named(name, value):
         delta_rule(**tensors)
 
 
-def test_large_finite_values_are_not_flagged():
-    """A sum that overflows float32 must not be mistaken for a non-finite input."""
+@pytest.mark.parametrize("mode", ["chunk", "recurrent"])
+def test_large_finite_values_are_not_flagged(mode):
+    """Sums of the inputs and of the result overflow float32 while every element is finite:
+    neither the inputs nor the result may be mistaken for non-finite."""
+    k = torch.nn.functional.one_hot(torch.arange(10) % 4, 4).float().reshape(1, 10, 1, 4).expand(2, 10, 3, 4)
+    v = torch.full((2, 10, 3, 5), 3e38)
+    out, state = delta_rule(k, k, v, torch.ones(2, 10, 3), mode=mode, output_final_state=True)
+    assert not bool(torch.isfinite(out.sum())) and not bool(torch.isfinite(v.sum()))
+    assert bool((out == 3e38).all()) and bool(torch.isfinite(state).all())
+
+
+def test_swapped_layout_is_named_not_beta():
+    """q, k, v as [B, H, T, D] (4 heads, 1000 steps) with beta [B, T, H]: an error about the layout."""
+    q = torch.rand(1, 4, 1000, 32)
+    beta = torch.rand(1, 1000, 4)
+    with pytest.raises(ShapeError) as caught:
+        delta_rule(q, q, q, beta)
+    message = str(caught.value)
+    assert message.startswith("q, k, v look like [B, H, T, D]"), message
+    assert "[batch, time, heads, features]" in message and ".transpose(1, 2)" in message
+    # The same with a decay gate, and with an initial state, for the rule without beta.
+    with pytest.raises(ShapeError, match=r"^q, k, v look like \[B, H, T, D\].*\.transpose\(1, 2\)"):
+        hebbian_rule(q, q, q, decay=beta)
+    with pytest.raises(ShapeError, match=r"^q, k, v look like \[B, H, T, D\].*\.transpose\(1, 2\)"):
+        hebbian_rule(q, q, q, initial_state=torch.zeros(1, 4, 32, 32))
+
+
+def test_beta_in_heads_first_layout_is_named():
+    """Correct q, k, v (more steps than heads) with beta [B, H, T]: beta is the one to transpose."""
+    q, k, v, beta = inputs(T=10)
+    with pytest.raises(ShapeError, match=r"^beta looks like \[B, H, T\].*transpose beta with \.transpose\(1, 2\)"):
+        delta_rule(q, k, v, beta.transpose(1, 2))
+
+
+def test_shape_messages_state_the_layout():
     q, k, v, beta = inputs()
-    v = torch.full_like(v, 3e38)
-    hebbian_rule(q, k, v, mode="recurrent")  # no error; the result may overflow, the input is valid
+    with pytest.raises(ShapeError, match=r"beta must have shape \[B, T, H\].*\[batch, time, heads, features\]"):
+        delta_rule(q, k, v, beta[:1])
+    with pytest.raises(ShapeError, match=r"v must share \[B, T, H\].*\[batch, time, heads, features\]"):
+        hebbian_rule(q, k, v[:, :4])
 
 
 def test_unknown_mode():

@@ -14,6 +14,13 @@ or :func:`~neurofwp.tensor.delta_rule`, whose learning rate is the *learned, dyn
 projected back: :math:`y_t = W_o [S_t^{(h)\top} q_t^{(h)}]_h`. This is the Fast Weight
 Programmer of Schlag, Irie & Schmidhuber (2021); with the Hebbian rule it is a linear
 Transformer layer.
+
+The keys always satisfy the delta rule's stability condition
+:math:`0 \le \beta_t \lVert k_t \rVert^2 \le 2` unless ``key_norm="none"``: ``"sum"`` divides
+:math:`\phi` by its L1 norm, :math:`\lVert k \rVert_1 = 1`, hence
+:math:`\lVert k \rVert_2^2 \le \lVert k \rVert_1^2 = 1`; ``"l2"`` gives :math:`\lVert k \rVert_2 = 1`
+(an all-zero feature vector stays zero under both). With :math:`\beta_t = \sigma(\cdot) \in (0, 1)`,
+or a constant :math:`\beta \in [0, 2]`, :math:`\beta_t \lVert k_t \rVert^2 \le \beta_t \le 2`.
 """
 
 from __future__ import annotations
@@ -48,14 +55,18 @@ class FastWeightLayer(nn.Module):
     Args:
         d_model: input and output size.
         num_heads: number of heads ``H``.
-        head_dim: key/query size per head before the feature map (default ``d_model // H``).
+        head_dim: key/query size per head before the feature map (default ``d_model // H``,
+            which then must divide evenly).
         value_dim: value size per head (default ``head_dim``).
         rule: ``"delta"`` (default) or ``"hebbian"``.
         feature_map: a name of :mod:`neurofwp.tensor.feature_maps` or a ``FeatureMap``.
         feature_map_options: keyword arguments of the feature map (``nu=`` for DPFP, ...).
-        key_norm: ``"sum"`` (divide features by their sum; default for positive maps),
-            ``"l2"`` (unit length; default for ``identity``) or ``"none"``. The delta rule
-            is stable when :math:`\\beta \\lVert \\phi(k) \\rVert^2 \\le 2`, which both norms ensure.
+        key_norm: ``"sum"`` (divide features by their sum, :math:`\\phi / \\sum_i |\\phi_i|`, the
+            plain sum for the non-negative maps; default except for ``identity``), ``"l2"`` (unit
+            length; default for ``identity``) or ``"none"``. The delta rule is stable when
+            :math:`0 \\le \\beta \\lVert \\phi(k) \\rVert^2 \\le 2`, which both norms ensure (see the
+            module docstring); with ``"none"`` meeting it is up to the feature map, and
+            :func:`~neurofwp.tensor.delta_rule` raises ``NonFiniteError`` if the fast weights diverge.
         learned_beta: compute :math:`\\beta_t = \\sigma(w_\\beta^\\top x_t + b_\\beta)` (delta rule); otherwise
             use the constant ``beta``.
         beta: constant learning rate when ``learned_beta=False``.
@@ -88,7 +99,18 @@ class FastWeightLayer(nn.Module):
         for name, value in (("d_model", d_model), ("num_heads", num_heads)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise OutOfRangeError(f"{name} must be an int >= 1, got {value!r}")
-        head_dim = head_dim or max(1, d_model // num_heads)
+        for name, size in (("head_dim", head_dim), ("value_dim", value_dim)):
+            if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+                raise OutOfRangeError(f"{name} must be an int >= 1 or None, got {size!r}")
+        if head_dim is None:
+            # d_model // num_heads would silently drop the remainder (d_model=10, 4 heads: size 2).
+            if d_model % num_heads:
+                raise OutOfRangeError(
+                    f"d_model must be divisible by num_heads when head_dim is not given, got d_model={d_model} "
+                    f"and num_heads={num_heads}; choose num_heads among the divisors of {d_model} "
+                    "or pass head_dim explicitly"
+                )
+            head_dim = d_model // num_heads
         value_dim = value_dim or head_dim
         if isinstance(feature_map, str):
             feature_map = feature_maps.get(feature_map, head_dim, **(feature_map_options or {}))
@@ -116,7 +138,10 @@ class FastWeightLayer(nn.Module):
 
     def _norm(self, phi: torch.Tensor) -> torch.Tensor:
         if self.key_norm == "sum":
-            return feature_maps.sum_normalize(phi)
+            # The L1 norm, not the signed sum: equal for non-negative maps, and for a signed
+            # φ (identity with key_norm="sum") it still gives ‖φ‖₂ ≤ 1, so β‖k‖² ≤ 2 holds.
+            total = phi.abs().sum(dim=-1, keepdim=True)
+            return phi / total.clamp_min(torch.finfo(phi.dtype).tiny)
         if self.key_norm == "l2":
             return torch.nn.functional.normalize(phi, dim=-1)
         return phi

@@ -12,7 +12,10 @@ Conventions (shared by every rule):
 * ``mode="recurrent"`` is the plain step-by-step loop (the reference);
   ``mode="chunk"`` is the chunkwise-parallel form (fast, same result);
 * every function returns ``(o, final_state)``, ``final_state`` being ``None`` unless
-  ``output_final_state=True``. Passing it back as ``initial_state`` continues the sequence.
+  ``output_final_state=True``. Passing it back as ``initial_state`` continues the sequence;
+* a NaN or inf in the output or the final state raises :class:`~neurofwp.errors.NonFiniteError`:
+  naming the input that holds it, or, when every input is finite, the cause and the fix
+  (for the delta rule, keys outside :math:`0 \le \beta_t \lVert k_t \rVert^2 \le 2`).
 """
 
 from __future__ import annotations
@@ -63,6 +66,10 @@ def hebbian_rule(
     ``[B, H, Dk, Dv + 1]`` (its last column is ``z``), both as ``initial_state`` and as
     the returned final state.
 
+    The state is an unbounded sum unless ``decay`` forgets; finite inputs whose result
+    overflows (or, with ``normalize=True``, whose normaliser reaches zero) raise
+    :class:`~neurofwp.errors.NonFiniteError` instead of returning NaN or inf.
+
     Args:
         q, k: feature-mapped queries and keys, ``[B, T, H, Dk]``.
         v: values, ``[B, T, H, Dv]``.
@@ -94,15 +101,20 @@ def hebbian_rule(
         q = q * scale
 
     if steps == 0:
-        out = v.new_zeros(batch, 0, heads, width)
+        raw = v.new_zeros(batch, 0, heads, width)
     elif mode == "recurrent":
-        out, state = _recurrent.hebbian_recurrent(q, k, v, decay, state)
+        raw, state = _recurrent.hebbian_recurrent(q, k, v, decay, state)
     else:
-        out, state = _chunk.hebbian_chunk(q, k, v, decay, state, chunk_size)
-    check.check_result((out, state), inputs)
+        raw, state = _chunk.hebbian_chunk(q, k, v, decay, state, chunk_size)
+    out = raw[..., :d_value] / (raw[..., d_value:] + eps) if normalize else raw
 
-    if normalize:
-        out = out[..., :d_value] / (out[..., d_value:] + eps)
+    def cause() -> str:
+        # Only on failure: a finite numerator and state leave the normaliser as the culprit.
+        finite_sum = bool(torch.isfinite(raw.detach()).all()) and bool(torch.isfinite(state.detach()).all())
+        return check.hebbian_cause(q.dtype, normaliser=normalize and finite_sum)
+
+    # Checked after the division, so that a zero normaliser is caught in the same single pass.
+    check.check_result("the Hebbian rule", {"output": out, "final state": state}, inputs, cause)
     return out, (state if output_final_state else None)
 
 
@@ -127,11 +139,26 @@ def delta_rule(
         S_t = \tilde S + \beta_t\, k_t \,(v_t - \tilde S^\top k_t)^\top, \qquad
         o_t = S_t^\top (\text{scale}\cdot q_t).
 
-    ``beta`` is given per step and head, ``[B, T, H]``, in ``[0, 2]``: the write is a
-    contraction along :math:`k_t` only when :math:`\beta_t \lVert k_t \rVert^2 \le 2`,
-    so keys are usually normalised (L2 or sum normalisation of a positive feature map).
+    ``beta`` is given per step and head, ``[B, T, H]``, in ``[0, 2]``. Without decay one
+    step maps :math:`S \mapsto (I - \beta_t k_t k_t^\top) S + \beta_t k_t v_t^\top`, whose
+    matrix has eigenvalue 1 orthogonally to :math:`k_t` and :math:`1 - \beta_t \lVert k_t \rVert^2`
+    along it, so the write is stable (non-expansive) only while
+
+    .. math::
+
+        0 \le \beta_t \lVert k_t \rVert^2 \le 2 .
+
+    Beyond it the stored value along :math:`k_t` is multiplied by
+    :math:`|1 - \beta_t \lVert k_t \rVert^2| > 1` at each such step and grows geometrically:
+    the result is either finite but meaningless (huge) or overflows to inf and NaN, which
+    raises :class:`~neurofwp.errors.NonFiniteError` naming the condition. The condition
+    itself is not checked (that would cost a pass over ``k``); it is met by construction
+    with L2-normalised keys and :math:`\beta_t \le 2`, or with sum-normalised keys of a
+    non-negative feature map (:math:`\lVert \phi \rVert_2 \le \lVert \phi \rVert_1 = 1`,
+    ``feature_maps.get(..., normalize_sum=True)``; the default is ``False``).
     A layer with a *learned* learning rate computes :math:`\beta_t = \sigma(w_\beta^\top x_t)`
-    and passes it here (:class:`neurofwp.tensor.FastWeightLayer`).
+    and passes it here (:class:`neurofwp.tensor.FastWeightLayer`, whose keys always satisfy
+    the condition).
 
     Arguments and return value as :func:`hebbian_rule`; the state is ``[B, H, Dk, Dv]``.
     """
@@ -153,7 +180,8 @@ def delta_rule(
         out, state = _recurrent.delta_recurrent(q, k, v, beta, decay, state)
     else:
         out, state = _chunk.delta_chunk(q, k, v, beta, decay, state, chunk_size)
-    check.check_result((out, state), inputs)
+    results = {"output": out, "final state": state}
+    check.check_result("the delta rule", results, inputs, lambda: check.delta_cause(inputs["k"], beta))
     return out, (state if output_final_state else None)
 
 
