@@ -6,7 +6,8 @@ The objective is Pfister & Gerstner's (2006) error
 
     E = \frac{1}{P} \sum_p \left(\frac{\Delta w^\text{data}_p - \Delta w^\text{model}_p}{\mathrm{SEM}_p}\right)^2
 
-(plain mean squared error in percent² where the data have no SEM), minimised over the
+(plain mean squared error in percent² where the data have no SEM; a table where only some
+rows have an SEM is rejected, naming them), minimised over the
 free parameters within bounds by L-BFGS-B from several random starts. The torch backend
 supplies exact gradients (autograd, float64); the brian2 backend can run in the loop
 instead, with central-difference gradients whose ``2n + 1`` parameter sets are simulated
@@ -34,10 +35,11 @@ from neurofwp.plasticity import (
     check_protocols,
     check_rule,
     predict,
+    source_attrs,
     torch_backend,
 )
 from neurofwp.plasticity.rules import Rule, check_parameter_value
-from neurofwp.protocols import Protocol, ProtocolError
+from neurofwp.protocols import Protocol, ProtocolError, check_sem
 
 # Which parameters are free by default; the others keep their defaults (time constants
 # of the pair traces fixed at Bi & Poo's values, as Pfister & Gerstner 2006 did).
@@ -59,12 +61,16 @@ class FitResult:
 
 
 def objective_terms(protocols: Sequence[Protocol]) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Data and the per-protocol scale (SEM, or 1 without SEM) of E."""
+    """Data and the per-protocol scale (SEM, or 1 without SEM) of E.
+
+    Raises :class:`~neurofwp.protocols.MissingSEMError` (naming the rows) where only some
+    protocols have an SEM.
+    """
     if any(p.dw_percent is None for p in protocols):
         missing = next(p.name for p in protocols if p.dw_percent is None)
         raise ProtocolError(f"protocol {missing!r} has no dw_percent: there is nothing to fit")
     data = np.array([p.dw_percent for p in protocols], dtype=float)
-    has_sem = all(p.sem_percent is not None for p in protocols)
+    has_sem = check_sem(protocols)
     scale = np.array([p.sem_percent for p in protocols], dtype=float) if has_sem else np.ones(len(protocols))
     return data, scale, has_sem
 
@@ -176,6 +182,8 @@ def fit(
     workers: int = 1,
     scheduler: str | None = None,
     show_progress: bool = True,
+    dataset: str | None = None,
+    citation: str | None = None,
 ) -> xr.Dataset:
     """Fit ``rule`` to ``protocols``; returns data, SEM and prediction per protocol with the fit in attrs.
 
@@ -188,8 +196,11 @@ def fit(
         seed: seeds the starts; the fit is reproducible from it.
         workers, scheduler: run the starts on local processes or a dask.distributed cluster
             (:func:`neurofwp.sweeps.run`); the result is the same wherever they ran.
+        dataset, citation: name the data in the result's attrs (default: those of ``protocols``
+            when it is a :class:`~neurofwp.protocols.ProtocolTable`, e.g. from :func:`neurofwp.data.resolve`).
     """
     rule = check_rule(rule)
+    source = source_attrs(protocols, dataset, citation)
     if backend not in BACKENDS:
         raise UnknownNameError("backend", backend, BACKENDS)
     starts = _positive_int("starts", starts, 1)
@@ -243,7 +254,7 @@ def fit(
     seconds = time.perf_counter() - began
 
     # the fitted rule's prediction, E and parameters, exactly as `neurofwp predict` reports them
-    result = predict(rule, problem.protocols, best.parameters, backend=backend, dt_ms=dt_ms)
+    result = predict(rule, problem.protocols, best.parameters, backend=backend, dt_ms=dt_ms, **source)
     result["dw_percent_model"].attrs["long_name"] = f"weight change predicted by the fitted {rule.name}"
     result.attrs.update(
         {

@@ -15,6 +15,25 @@ sem_percent     optional: its standard error of the mean, percent (> 0)
 mod_times_ms    optional: neuromodulator pulses within one repetition (third factor), ms
 ==============  ==========================================================================
 
+The comment lines above the header are the table's citation (:func:`read_table`).
+
+No column is ignored silently. A header name *close* to a known column the header lacks is
+an error (``unknown column 'sem'; did you mean 'sem_percent'?``), since its values would
+otherwise be dropped. Close means, after lower-casing and turning spaces and hyphens into
+``_``: the same name (``DW_percent``); one name a prefix of the other, at least two
+characters long (``dw``, ``pre_times``); the same first ``_``-separated word of at least two
+characters (``sem_sd``, ``dw_mean``); or a :mod:`difflib` similarity of at least 0.8
+(``post_time_ms``, ``nrepeats``). Every other column is kept as protocol metadata
+(:attr:`Protocol.metadata`, text), carried into the xarray Dataset of
+:func:`neurofwp.data.to_dataset` as a variable along ``protocol``; :func:`read_table` lists
+them and :class:`ExtraColumnsWarning` names them. Their names must not be one the Dataset
+uses itself (:data:`RESERVED`). An unnamed column (a trailing comma) must be empty.
+
+Rows either all carry an SEM or none does (among rows with a ``dw_percent``): the error E
+of :func:`neurofwp.fit.fit` and :func:`neurofwp.plasticity.predict` divides every residual
+by its SEM, and :func:`check_sem` raises :class:`MissingSEMError` naming the rows without one
+rather than changing E's definition for the whole table.
+
 The weight starts at 1 with no bounds and ``dw_percent = 100 · (w_end − 1)``. A
 repetition's spikes must fit inside one period (else the repetitions overlap).
 Simultaneous events are processed in the order modulator pulse, pre spike, post spike.
@@ -25,13 +44,16 @@ events (spikes and pulses over all repetitions), so that every backend can repre
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import math
 import numbers
 import os
-from dataclasses import dataclass
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, cast, overload
 
 import numpy as np
 
@@ -39,6 +61,10 @@ from neurofwp.errors import DTypeError, NeurofwpError
 
 REQUIRED = ("protocol", "pre_times_ms", "post_times_ms", "repeat_hz", "n_repeats")
 OPTIONAL = ("dw_percent", "sem_percent", "mod_times_ms")
+KNOWN = REQUIRED + OPTIONAL
+# Names the xarray form of a table (neurofwp.data.to_dataset, plasticity.predict) gives its own
+# variables and dimensions: a metadata column of that name would collide with them.
+RESERVED = ("dt_ms", "dw_percent_model", "pre_spike", "post_spike", "mod_pulse")
 PRE, POST, MODULATOR = 0, 1, 2
 _ORDER = {MODULATOR: 0, PRE: 1, POST: 2}  # at equal times
 # Limits that keep a protocol representable: times on a 0.1 ms grid stay exact in float64
@@ -49,6 +75,14 @@ MAX_EVENTS = 10_000_000
 
 class ProtocolError(NeurofwpError, ValueError):
     """A protocol table or row is malformed; the message names the file, row and column."""
+
+
+class MissingSEMError(ProtocolError):
+    """Some measured protocols have an SEM and others do not, so E has no single definition."""
+
+
+class ExtraColumnsWarning(UserWarning):
+    """A protocol table has columns beyond the schema; they are kept as protocol metadata."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +97,11 @@ class Protocol:
     dw_percent: float | None = None
     sem_percent: float | None = None
     mod_times_ms: tuple[float, ...] = ()
+    # Extra table columns (column -> cell text). Left out of the hash so that a protocol stays
+    # hashable; equal protocols still hash alike.
+    metadata: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # Where the protocol was read ("file.csv, line 5"), for messages; not part of its identity.
+    origin: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def period_ms(self) -> float:
@@ -173,6 +212,37 @@ def _times_as_text(times: object, where: str) -> str:
     return ";".join(parts)
 
 
+def _metadata(metadata: object, where: str) -> dict[str, str]:
+    """Metadata as column -> text; numbers are kept as their text, as a CSV cell would hold them."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise ProtocolError(f"{where}: metadata must be a mapping of column name to value, got {metadata!r}")
+    result = {}
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key.strip():
+            raise ProtocolError(f"{where}: metadata column names must be non-empty text, got {key!r}")
+        _check_metadata_name(key, where)
+        if isinstance(value, str):
+            result[key] = value
+        elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+            result[key] = str(value)
+        else:
+            raise ProtocolError(f"{where}, column {key}: metadata must be text or a number, got {value!r}")
+    return result
+
+
+def _check_metadata_name(key: str, where: str) -> None:
+    if key in KNOWN:
+        raise ProtocolError(f"{where}: {key!r} is a protocol column, not metadata")
+    if key in RESERVED:
+        raise ProtocolError(
+            f"{where}: column name {key!r} is used by neurofwp's results (reserved: {', '.join(RESERVED)}); rename it"
+        )
+    if "/" in key:  # netCDF variable names cannot hold '/'
+        raise ProtocolError(f"{where}: column name {key!r} cannot be stored in netCDF (contains '/'); rename it")
+
+
 def make_protocol(
     name: str,
     pre_times_ms,
@@ -183,8 +253,15 @@ def make_protocol(
     sem_percent: float | None = None,
     where: str | None = None,
     mod_times_ms=(),
+    metadata: Mapping[str, str | float] | None = None,
 ) -> Protocol:
-    """Build and check a protocol from Python values (the CSV loader goes through here too)."""
+    """Build and check a protocol from Python values (the CSV loader goes through here too).
+
+    ``where`` says where the values come from (``"file.csv, line 5"``); it prefixes error
+    messages and is kept as :attr:`Protocol.origin`. ``metadata`` maps extra column names to
+    text or numbers (kept as text).
+    """
+    origin = where
     where = where or f"protocol {name!r}"
     pre = _times(_times_as_text(pre_times_ms, f"{where}, column pre_times_ms"), f"{where}, column pre_times_ms")
     post = _times(_times_as_text(post_times_ms, f"{where}, column post_times_ms"), f"{where}, column post_times_ms")
@@ -218,7 +295,34 @@ def make_protocol(
             f"{where}: {repeats} repetitions of {len(times)} events make {repeats * len(times)} events; "
             f"at most {MAX_EVENTS} are supported"
         )
-    return Protocol(str(name), pre, post, hz, repeats, dw_percent, sem_percent, mod)
+    extra = _metadata(metadata, where)
+    return Protocol(str(name), pre, post, hz, repeats, dw_percent, sem_percent, mod, extra, origin)
+
+
+def _describe(protocol: Protocol) -> str:
+    return f"{protocol.origin} (protocol {protocol.name!r})" if protocol.origin else f"protocol {protocol.name!r}"
+
+
+def check_sem(protocols: Iterable[Protocol]) -> bool:
+    """Whether E is SEM-weighted: True if every protocol with a ``dw_percent`` has an SEM, False if none has.
+
+    A mix raises :class:`MissingSEMError` naming the rows (file and line where known) without
+    an SEM: falling back to the unweighted error for the whole table would silently change
+    E's definition (and its units) because of one missing cell.
+    """
+    measured = [p for p in protocols if p.dw_percent is not None]
+    lacking = [p for p in measured if p.sem_percent is None]
+    if not lacking:
+        return bool(measured)
+    if len(lacking) == len(measured):
+        return False
+    shown = ", ".join(_describe(p) for p in lacking[:10])
+    more = f" and {len(lacking) - 10} more" if len(lacking) > 10 else ""
+    raise MissingSEMError(
+        f"sem_percent is missing in {len(lacking)} of {len(measured)} protocols with a dw_percent: {shown}{more}; "
+        "E divides each residual by its SEM, so give these rows an SEM, or leave sem_percent empty in every row "
+        "(E is then the plain mean squared error)"
+    )
 
 
 def _read_source(source: object) -> tuple[str, str]:
@@ -261,12 +365,94 @@ def _cells(line: str, where: str) -> list[str]:
         raise ProtocolError(f"{where}: not a valid CSV line ({error})") from None
 
 
+def _normalised(name: str) -> str:
+    return name.strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def _close(column: str, known: str) -> bool:
+    """Whether ``column`` looks like a misspelling of ``known`` (the rule in the module docstring)."""
+    a, b = _normalised(column), known
+    if a == b:
+        return True
+    shorter, longer = sorted((a, b), key=len)
+    if len(shorter) >= 2 and longer.startswith(shorter):
+        return True
+    word_a, word_b = a.split("_", 1)[0], b.split("_", 1)[0]
+    if len(word_a) >= 2 and word_a == word_b:
+        return True
+    return difflib.SequenceMatcher(None, a, b).ratio() >= 0.8
+
+
+def _suggestion(column: str, absent: Sequence[str]) -> str | None:
+    """The known column that ``column`` most likely stands for, among those the header lacks."""
+    candidates = [k for k in absent if _close(column, k)]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda k: difflib.SequenceMatcher(None, _normalised(column), k).ratio())
+
+
+@dataclass(frozen=True)
+class ProtocolTable(Sequence[Protocol]):
+    """The protocols of one table with where they came from; a sequence of its protocols.
+
+    ``name`` is the bundled dataset's name or the CSV path as given, ``citation`` the comment
+    lines above the header (``""`` if none), ``extra_columns`` the columns kept as metadata.
+    :func:`neurofwp.plasticity.predict` and :func:`neurofwp.fit.fit` record ``name`` and
+    ``citation`` in their results when given a table.
+    """
+
+    name: str
+    citation: str
+    protocols: tuple[Protocol, ...]
+    extra_columns: tuple[str, ...] = ()
+    source: str = ""  # the file (or "<stream>") it was read from, for messages
+
+    @overload
+    def __getitem__(self, index: int) -> Protocol: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Protocol]: ...
+    def __getitem__(self, index):
+        return self.protocols[index]
+
+    def __len__(self) -> int:
+        return len(self.protocols)
+
+    def __iter__(self) -> Iterator[Protocol]:
+        return iter(self.protocols)
+
+
 def read_csv(source: str | os.PathLike | io.IOBase) -> list[Protocol]:
     """Read a protocol table (see the module docstring for the schema); errors name the row and column.
 
     ``source`` is a path, or an open text or binary file (binary content is decoded as UTF-8).
     Every problem raises :class:`ProtocolError` (a :class:`~neurofwp.errors.NeurofwpError`).
+    Extra columns become :attr:`Protocol.metadata` and are named in an :class:`ExtraColumnsWarning`.
     """
+    table = _load(source, None)
+    _warn_extra(table)
+    return list(table.protocols)
+
+
+def read_table(source: str | os.PathLike | io.IOBase, name: str | None = None) -> ProtocolTable:
+    """:func:`read_csv` with the table's citation (comment lines above the header) and extra columns.
+
+    ``name`` names the table in results (default: the path as given, or ``<stream>``).
+    """
+    table = _load(source, name)
+    _warn_extra(table)
+    return table
+
+
+def _warn_extra(table: ProtocolTable) -> None:
+    if table.extra_columns:  # attributed to the caller of read_csv / read_table
+        warnings.warn(
+            f"{table.source}: extra columns kept as protocol metadata: {', '.join(table.extra_columns)}",
+            ExtraColumnsWarning,
+            stacklevel=3,
+        )
+
+
+def _load(source: str | os.PathLike | io.IOBase, name: str | None) -> ProtocolTable:
     label, text = _read_source(source)
     if "\x00" in text:
         raise ProtocolError(f"{label}: not a text CSV file (contains NUL bytes)")
@@ -279,13 +465,29 @@ def read_csv(source: str | os.PathLike | io.IOBase) -> list[Protocol]:
     if not lines:
         raise ProtocolError(f"{label}: empty (no header and no rows)")
     header_line = lines[0][0]
+    citation = "\n".join(
+        line.strip().lstrip("#").strip()
+        for line in text.splitlines()[: header_line - 1]
+        if line.lstrip().startswith("#")
+    )
     header = [h.strip() for h in _cells(lines[0][1], f"{label}, line {header_line}")]
+    repeated = sorted({c for c in header if c and header.count(c) > 1})
+    if repeated:
+        raise ProtocolError(f"{label}, line {header_line}: column(s) {', '.join(map(repr, repeated))} appear twice")
+    # before the check for missing columns, so that a misspelt required column is named as such
+    absent = [c for c in KNOWN if c not in header]
+    unknown = [c for c in header if c and c not in KNOWN]
+    close = [(c, s) for c in unknown if (s := _suggestion(c, absent)) is not None]
+    if close:
+        raise ProtocolError(
+            f"{label}, line {header_line}: " + " ".join(f"unknown column {c!r}; did you mean {s!r}?" for c, s in close)
+        )
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise ProtocolError(f"{label}, line {header_line}: missing column(s) {', '.join(missing)}; header is {header}")
-    repeated = sorted({c for c in header if header.count(c) > 1})
-    if repeated:
-        raise ProtocolError(f"{label}, line {header_line}: column(s) {', '.join(map(repr, repeated))} appear twice")
+    for column in unknown:
+        _check_metadata_name(column, f"{label}, line {header_line}")
+    unnamed = [i for i, c in enumerate(header) if not c]
     if len(lines) == 1:
         raise ProtocolError(f"{label}: has a header but no protocol rows")
     protocols, names = [], set()
@@ -294,18 +496,21 @@ def read_csv(source: str | os.PathLike | io.IOBase) -> list[Protocol]:
         cells = _cells(line, where)
         if len(cells) != len(header):
             raise ProtocolError(f"{where}: {len(cells)} fields, the header has {len(header)}")
+        for i in unnamed:  # a trailing comma is harmless; a value without a column name would be lost
+            if cells[i].strip():
+                raise ProtocolError(f"{where}: field {i + 1} holds {cells[i].strip()!r} but its column has no name")
         row = dict(zip(header, cells, strict=True))
-        name = row["protocol"].strip()
-        if not name:
+        name_ = row["protocol"].strip()
+        if not name_:
             raise ProtocolError(f"{where}, column protocol: empty name")
-        if name in names:
-            raise ProtocolError(f"{where}, column protocol: duplicate name {name!r}")
-        names.add(name)
+        if name_ in names:
+            raise ProtocolError(f"{where}, column protocol: duplicate name {name_!r}")
+        names.add(name_)
         dw = _number(row.get("dw_percent", ""), f"{where}, column dw_percent", optional=True)
         sem = _number(row.get("sem_percent", ""), f"{where}, column sem_percent", optional=True)
         protocols.append(
             make_protocol(
-                name,
+                name_,
                 row["pre_times_ms"],
                 row["post_times_ms"],
                 row["repeat_hz"],
@@ -314,6 +519,7 @@ def read_csv(source: str | os.PathLike | io.IOBase) -> list[Protocol]:
                 sem,
                 where=where,
                 mod_times_ms=row.get("mod_times_ms", ""),
+                metadata={c: row[c].strip() for c in unknown},
             )
         )
-    return protocols
+    return ProtocolTable(label if name is None else name, citation, tuple(protocols), tuple(unknown), label)

@@ -7,6 +7,7 @@ from neurofwp import data
 from neurofwp.cli import main
 from neurofwp.errors import NeurofwpError, UnknownNameError
 from neurofwp.fit import fit
+from neurofwp.protocols import MissingSEMError
 
 SJOSTROM = data.protocols("sjostrom2001")
 MINIMAL = dict(free=["A3_plus", "A2_minus", "tau_y_ms"], fixed={"A2_plus": 0.0, "A3_minus": 0.0})
@@ -115,3 +116,13 @@ def test_brian2_in_the_loop_confirms_the_torch_optimum():
     torch_fit = fit("triplet", SJOSTROM, starts=1, show_progress=False, **MINIMAL)
     brian_fit = fit("triplet", SJOSTROM, starts=1, backend="brian2", show_progress=False, **MINIMAL)
     assert brian_fit.attrs["E"] == pytest.approx(torch_fit.attrs["E"], abs=1e-3)
+
+
+def test_fit_rejects_data_where_only_some_rows_have_an_sem(tmp_path):
+    csv = tmp_path / "partial.csv"
+    csv.write_text(
+        "protocol,pre_times_ms,post_times_ms,repeat_hz,n_repeats,dw_percent,sem_percent\n"
+        "a,0,10,1,60,20,4\nb,10,0,1,60,-15,\n"
+    )
+    with pytest.raises(MissingSEMError, match=r"partial\.csv, line 3 \(protocol 'b'\)"):
+        fit("stdp", data.resolve(str(csv)), starts=1, show_progress=False)

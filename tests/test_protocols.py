@@ -3,8 +3,16 @@ import io
 import numpy as np
 import pytest
 
-from neurofwp import data
-from neurofwp.protocols import ProtocolError, make_protocol, read_csv
+from neurofwp import data, plasticity
+from neurofwp.protocols import (
+    ExtraColumnsWarning,
+    MissingSEMError,
+    ProtocolError,
+    check_sem,
+    make_protocol,
+    read_csv,
+    read_table,
+)
 
 HEADER = "protocol,pre_times_ms,post_times_ms,repeat_hz,n_repeats,dw_percent,sem_percent\n"
 
@@ -103,3 +111,100 @@ def test_modulator_column_and_event_order():
 def test_comments_and_optional_columns():
     (p,) = load("# source\nprotocol,pre_times_ms,post_times_ms,repeat_hz,n_repeats\nonly,0,10,1,60\n")
     assert p.dw_percent is None and p.sem_percent is None and p.n_repeats == 60
+
+
+# ----------------------------------------------------------------------------- columns beyond the schema
+
+BASE = "protocol,pre_times_ms,post_times_ms,repeat_hz,n_repeats"
+
+
+@pytest.mark.parametrize(
+    "header, row, column, known",
+    [
+        (BASE + ",dw_percent,sem", "a,0,10,1,60,5,1", "sem", "sem_percent"),
+        (BASE + ",dw", "a,0,10,1,60,5", "dw", "dw_percent"),
+        (BASE.replace("post_times_ms", "post_time_ms"), "a,0,10,1,60", "post_time_ms", "post_times_ms"),
+        (BASE + ",dw_percent,SEM", "a,0,10,1,60,5,1", "SEM", "sem_percent"),  # case
+        (BASE + ",dw_mean,dw_sd", "a,0,10,1,60,5,1", "dw_mean", "dw_percent"),  # same first word
+        (BASE.replace("n_repeats", "nrepeats"), "a,0,10,1,60", "nrepeats", "n_repeats"),  # typo
+    ],
+)
+def test_a_column_close_to_a_known_one_is_an_error_naming_both(tmp_path, header, row, column, known):
+    path = tmp_path / "mine.csv"
+    path.write_text(f"{header}\n{row}\n")
+    with pytest.raises(ProtocolError, match=rf"mine\.csv, line 1: unknown column '{column}'; did you mean '{known}'\?"):
+        read_csv(path)
+
+
+def test_other_extra_columns_are_kept_as_metadata_and_named_once(tmp_path):
+    path = tmp_path / "mine.csv"
+    path.write_text(f"{BASE},dw_percent,cell,temperature_c\na,0,10,1,60,5,c01,22.5\nb,0;5,10,1,60,-3,c02,\n")
+    with pytest.warns(
+        ExtraColumnsWarning, match=r"mine\.csv: extra columns kept as protocol metadata: cell, temperature_c"
+    ):
+        table = read_table(path)
+    assert table.extra_columns == ("cell", "temperature_c")
+    assert table[0].metadata == {"cell": "c01", "temperature_c": "22.5"} and table[1].metadata["temperature_c"] == ""
+    dataset = data.to_dataset(table)
+    assert list(dataset.cell.values) == ["c01", "c02"]  # text stays text
+    assert dataset.temperature_c.values[0] == 22.5 and np.isnan(
+        dataset.temperature_c.values[1]
+    )  # numbers, NaN if empty
+    # a column already present is not "misspelt": a second column starting with its word is metadata
+    with pytest.warns(ExtraColumnsWarning, match="dw_percent_sd"):
+        (p,) = load(f"{BASE},dw_percent,dw_percent_sd\na,0,10,1,60,5,2\n")
+    assert p.metadata == {"dw_percent_sd": "2"}
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (f"{BASE},dt_ms\na,0,10,1,60,10\n", r"line 1: column name 'dt_ms' is used by neurofwp's results"),
+        (f"{BASE},a/b\na,0,10,1,60,1\n", r"line 1: column name 'a/b' cannot be stored in netCDF"),
+        (f"{BASE},\na,0,10,1,60,7\n", r"line 2: field 6 holds '7' but its column has no name"),
+    ],
+    ids=["reserved", "slash", "unnamed-with-value"],
+)
+def test_extra_columns_that_cannot_be_kept_are_errors(text, message):
+    with pytest.raises(ProtocolError, match=message):
+        load(text)
+
+
+def test_an_empty_unnamed_column_is_a_trailing_comma():
+    (p,) = load(f"{BASE},\na,0,10,1,60,\n")
+    assert p.metadata == {} and p.n_repeats == 60
+
+
+# ----------------------------------------------------------------------------- rows with and without an SEM
+
+PARTIAL_SEM = HEADER + "a,0,10,1,60,5,1\nb,0,20,1,60,3,\nc,0,30,1,60,,\nd,10,0,1,60,-4,\n"
+
+
+def test_rows_without_an_sem_among_rows_with_one_are_named():
+    protocols = load(PARTIAL_SEM)
+    # c has no dw_percent, so it needs no SEM; b and d are named by line and protocol
+    message = (
+        r"missing in 2 of 3 protocols with a dw_percent: "
+        r"<stream>, line 3 \(protocol 'b'\), <stream>, line 5 \(protocol 'd'\)"
+    )
+    with pytest.raises(MissingSEMError, match=message):
+        check_sem(protocols)
+    with pytest.raises(MissingSEMError, match=message):  # E would otherwise lose its SEM weights silently
+        plasticity.predict("stdp", protocols)
+    assert check_sem(protocols[:1]) is True and check_sem([protocols[2]]) is False
+
+
+# ----------------------------------------------------------------------------- spike times in the Dataset
+
+
+def test_spike_times_are_numbers_padded_with_nan():
+    protocols = [
+        make_protocol("a", [0, 5], [10], repeat_hz=1, n_repeats=2),
+        make_protocol("b", [3], [], repeat_hz=1, n_repeats=2, mod_times_ms=[1]),
+    ]
+    dataset = data.to_dataset(protocols)
+    assert dataset.pre_times_ms.dims == ("protocol", "pre_spike") and dataset.pre_times_ms.attrs["units"] == "ms"
+    np.testing.assert_array_equal(dataset.pre_times_ms.values, [[0.0, 5.0], [3.0, np.nan]])
+    np.testing.assert_array_equal(dataset.post_times_ms.values, [[10.0], [np.nan]])
+    np.testing.assert_array_equal(dataset.mod_times_ms.values, [[np.nan], [1.0]])
+    assert dataset.mod_times_ms.dims == ("protocol", "mod_pulse")

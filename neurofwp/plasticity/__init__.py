@@ -16,7 +16,7 @@ import xarray as xr
 import neurofwp
 from neurofwp.errors import DTypeError, OutOfRangeError, ShapeError, UnknownNameError
 from neurofwp.plasticity.rules import RULES, Parameter, Rule, Trace, check_parameter_value, get_rule
-from neurofwp.protocols import Protocol, ProtocolError
+from neurofwp.protocols import MissingSEMError, Protocol, ProtocolError, ProtocolTable, check_sem
 
 BACKENDS = ("torch", "brian2")
 
@@ -131,6 +131,20 @@ def simulate(
     raise UnknownNameError("backend", backend, BACKENDS)
 
 
+def source_attrs(protocols: object, dataset: str | None, citation: str | None) -> dict[str, str]:
+    """The ``dataset`` and ``citation`` attrs of a result: the keywords, else those of a ProtocolTable."""
+    if isinstance(protocols, ProtocolTable):
+        dataset = protocols.name if dataset is None else dataset
+        citation = protocols.citation if citation is None else citation
+    for key, value in (("dataset", dataset), ("citation", citation)):
+        if value is not None and not isinstance(value, str):
+            raise DTypeError(f"{key} must be text, got {type(value).__name__}")
+    attrs = {} if dataset is None else {"dataset": dataset}
+    if citation:  # a CSV without a comment header has none
+        attrs["citation"] = citation
+    return attrs
+
+
 def predict(
     rule: str | Rule,
     protocols: Sequence[Protocol],
@@ -138,14 +152,24 @@ def predict(
     *,
     backend: str = "torch",
     dt_ms: float = 0.1,
+    dataset: str | None = None,
+    citation: str | None = None,
 ) -> xr.Dataset:
-    """Simulate every protocol with one parameter set; the data's ``dw_percent``/``sem_percent`` beside the model's."""
+    """Simulate every protocol with one parameter set; the data's ``dw_percent``/``sem_percent`` beside the model's.
+
+    ``dataset`` and ``citation`` name the data in the result's attrs; by default they are taken
+    from ``protocols`` when it is a :class:`~neurofwp.protocols.ProtocolTable` (as
+    :func:`neurofwp.data.resolve` returns). Where some measured protocols have an SEM and
+    others do not, :class:`~neurofwp.protocols.MissingSEMError` names the rows without one.
+    """
     from neurofwp.data import to_dataset
 
     rule = check_rule(rule)
+    source = source_attrs(protocols, dataset, citation)
     protocols = check_protocols(protocols)
     if parameters is not None and not isinstance(parameters, Mapping):
         raise DTypeError(f"parameters must be a mapping of name to value, got {type(parameters).__name__}")
+    weighted = check_sem(protocols)  # before simulating: E must have one definition
     resolved = rule.resolve(parameters)
     weights = simulate(rule, protocols, resolved, backend=backend, dt_ms=dt_ms)[:, 0]
     result = to_dataset(list(protocols))
@@ -158,6 +182,7 @@ def predict(
         "rule": rule.name,
         "backend": backend,
         "neurofwp_version": neurofwp.__version__,
+        **source,
         "parameter_names": " ".join(resolved),
     }
     if rule.clock_driven:
@@ -167,22 +192,38 @@ def predict(
         attrs["E"] = error(result)
         attrs["E_definition"] = (
             "mean(((dw_percent - dw_percent_model) / sem_percent)^2)"
-            if _has_sem(result)
-            else "mean((dw_percent - dw_percent_model)^2), percent^2 "
-            + ("(some protocols have no SEM)" if "sem_percent" in result else "(the data have no SEM)")
+            if weighted
+            else "mean((dw_percent - dw_percent_model)^2), percent^2 (the data have no SEM)"
         )
     result.attrs = attrs
     return result
 
 
 def _has_sem(result: xr.Dataset) -> bool:
-    """SEM weights E only where every protocol has one (as in :func:`neurofwp.fit.objective_terms`)."""
-    return "sem_percent" in result and not bool(result["sem_percent"].isnull().any())
+    """Whether E is SEM-weighted: every measured protocol has an SEM (True) or none has (False).
+
+    A mix raises :class:`~neurofwp.protocols.MissingSEMError`, as
+    :func:`~neurofwp.protocols.check_sem` does for protocols.
+    """
+    if "sem_percent" not in result:
+        return False
+    measured = result["dw_percent"].notnull()
+    lacking = measured & result["sem_percent"].isnull()
+    if not bool(lacking.any()):
+        return bool(measured.any())
+    if bool(lacking.sum() == measured.sum()):
+        return False
+    names = ", ".join(repr(str(n)) for n in result["protocol"].values[lacking.values])
+    raise MissingSEMError(
+        f"sem_percent is missing in {int(lacking.sum())} of {int(measured.sum())} protocols with a dw_percent "
+        f"({names}); E divides each residual by its SEM, so give every measured protocol an SEM or none"
+    )
 
 
 def error(result: xr.Dataset) -> float:
-    """Pfister & Gerstner's E = mean(((data − model)/sem)²); plain mean squared error unless every
-    protocol has an SEM."""
+    """Pfister & Gerstner's E = mean(((data − model)/sem)²) over the protocols with data; the plain mean
+    squared error (percent²) where the data have no SEM. A mix of protocols with and without an SEM
+    raises :class:`~neurofwp.protocols.MissingSEMError`."""
     residual = result["dw_percent"] - result["dw_percent_model"]
     if _has_sem(result):
         residual = residual / result["sem_percent"]
