@@ -140,14 +140,34 @@ def _parameters(items: tuple[str, ...]) -> dict[str, float]:
 
 
 def _protocols(source: str):
-    """A bundled dataset name or a CSV path."""
+    """A bundled dataset name or a CSV path, as a ProtocolTable: predict and fit record its name and citation."""
+    import warnings
+
     from neurofwp import data
-    from neurofwp.protocols import read_csv
 
-    return data.protocols(source) if source in data.list() else read_csv(source)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = data.resolve(source)
+    for warning in caught:  # e.g. extra columns kept as metadata: one line each, like the errors
+        click.echo(f"neurofwp: warning: {warning.message}", err=True)
+    return table
 
 
-@main.command()
+class _RulesAndDataCommand(click.Command):
+    """A command taking RULE and DATA: its help lists the rule names and the bundled datasets."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from neurofwp import data
+        from neurofwp.plasticity.rules import RULES
+
+        with formatter.section("Rules"):
+            formatter.write_dl([(name, rule.summary) for name, rule in RULES.items()])
+        with formatter.section("Bundled datasets (or give a protocol CSV path)"):
+            formatter.write_dl([(name, data.description(name)) for name in data.list()])
+        super().format_epilog(ctx, formatter)
+
+
+@main.command(cls=_RulesAndDataCommand)
 @click.argument("rule")
 @click.argument("data_csv", metavar="DATA")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="rule parameter (repeatable)")
@@ -180,7 +200,7 @@ def predict(rule: str, data_csv: str, params: tuple[str, ...], backend: str, dt_
         click.echo(f"saved {save_netcdf(result, out)}")
 
 
-@main.command(name="fit")
+@main.command(name="fit", cls=_RulesAndDataCommand)
 @click.argument("rule")
 @click.argument("data_csv", metavar="DATA")
 @click.option("--free", multiple=True, metavar="NAME", help="parameter to fit (repeatable; default: the rule's)")

@@ -115,3 +115,24 @@ def test_retrieval_reference_points_are_visible():
     reference = pd.DataFrame({"model": ["dpfp2-sum"], "S": [20], "best_eval_loss": [0.097]})
     (line,) = [line for line in draw(result, reference).axes[0].lines if line.get_gid() == "reference:dpfp2-sum"]
     assert list(line.get_xdata()) == [20] and line.get_marker() not in (None, "", "None", " ")
+
+
+def test_help_lists_rules_and_datasets_and_results_name_their_data(tmp_path):
+    from neurofwp import data
+    from neurofwp.plasticity.rules import RULES
+
+    runner = CliRunner()
+    for command in ("predict", "fit"):
+        text = runner.invoke(main, [command, "--help"]).output
+        assert all(name in text for name in [*RULES, *data.list()]), text
+    wrong = runner.invoke(main, ["predict", "stdp", "sjostrom"])
+    assert wrong.exit_code == 2
+    assert "unknown dataset 'sjostrom'; bundled: " + ", ".join(data.list()) + "; or give a CSV path" in wrong.output
+    result = runner.invoke(main, ["predict", "stdp", "bipoo1998", "--out", str(tmp_path / "p.nc")])
+    assert result.exit_code == 0, result.output
+    with xr.open_dataset(tmp_path / "p.nc") as saved:
+        assert saved.attrs["dataset"] == "bipoo1998" and "Bi" in saved.attrs["citation"]
+        times = saved.post_times_ms
+        assert times.attrs["units"] == "ms" and np.issubdtype(times.dtype, np.floating)
+        first = data.protocols("bipoo1998")[0]
+        np.testing.assert_allclose(times.isel(protocol=0).dropna("post_spike").values, first.post_times_ms)
