@@ -212,6 +212,31 @@ def test_wang2005_rows_are_the_documented_aggregation_of_the_per_cell_values():
         assert (p.repeat_hz, p.n_repeats) == (1.0, 60)
 
 
+def test_wang2005_triplets_are_the_per_cell_means_in_the_decoded_spike_order():
+    cells = read_rows(package_folder() / "raw" / "wang2005_triplets_cells.csv")
+    assert [int(r["source_line"]) for r in cells] == list(range(47, 81))
+    groups: dict[tuple, list[dict[str, str]]] = {}
+    for cell in cells:
+        key = (int(cell["pre_spk_num"]), int(cell["post_spk_num"]), float(cell["dt1"]), float(cell["dt2"]))
+        groups.setdefault(key, []).append(cell)
+    protocols = {p.name: p for p in data.protocols("wang2005_triplets")}
+    assert len(groups) == 4 and len(protocols) == 8
+    for (n_pre, _, dt1, dt2), group in groups.items():
+        # 2 pre + 1 post: pre spikes at t_post + dt1, t_post + dt2; 1 pre + 2 post: post at t_pre - dt1, t_pre - dt2
+        pre, post = (sorted([dt1, dt2]), [0.0]) if n_pre == 2 else ([0.0], sorted([-dt1, -dt2]))
+        first = min(pre + post)
+        pre, post = [t - first for t in pre], [t - first for t in post]
+        kind = "pre-post-pre" if n_pre == 2 else "post-pre-post"
+        spikes = sorted(pre + post)
+        p = protocols[f"{kind} {spikes[1] - spikes[0]:g}+{spikes[2] - spikes[1]:g}ms"]
+        assert p.pre_times_ms == pytest.approx(pre) and p.post_times_ms == pytest.approx(post)
+        dw = [float(c["dw_percent"]) for c in group]
+        assert p.dw_percent == pytest.approx(statistics.mean(dw), abs=0.005)
+        assert p.sem_percent == pytest.approx(statistics.stdev(dw) / math.sqrt(len(dw)), abs=0.005)
+        assert p.metadata["n_cells"] == str(len(group))
+        assert p.metadata["source_lines"].split(";") == [c["source_line"] for c in group]
+
+
 def test_sjostrom2001_synchronous_is_dt_zero_with_the_papers_induction():
     protocols = data.protocols("sjostrom2001_synchronous")
     induction = {p.name: (p.repeat_hz, p.n_repeats, len(p.pre_times_ms)) for p in protocols}
