@@ -1,13 +1,18 @@
 """Spiking synaptic plasticity: rules defined once, simulated by a torch or a Brian2 backend.
 
+A rule is a built-in name, the path of a rule file (TOML, see ``docs/rules.md``) or a
+:class:`Rule`; :func:`resolve_rule` turns any of them into a :class:`Rule`.
+
 >>> from neurofwp import data, plasticity
 >>> result = plasticity.predict("triplet", data.protocols("sjostrom2001"))  # doctest: +SKIP
+>>> result = plasticity.predict("my_rules/soft.toml", data.protocols("sjostrom2001"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -15,19 +20,34 @@ import xarray as xr
 
 import neurofwp
 from neurofwp.errors import DTypeError, OutOfRangeError, ShapeError, UnknownNameError
-from neurofwp.plasticity.rules import RULES, Parameter, Rule, Trace, check_parameter_value, get_rule
+from neurofwp.plasticity.rules import (
+    FAMILIES,
+    RULES,
+    Parameter,
+    Rule,
+    RuleError,
+    RuleFileError,
+    Trace,
+    check_parameter_value,
+    check_time_step,
+    get_rule,
+    load_rule,
+    resolve_rule,
+    rule_from_toml,
+)
 from neurofwp.protocols import MissingSEMError, Protocol, ProtocolError, ProtocolTable, check_sem
 
 BACKENDS = ("torch", "brian2")
 
-__all__ = ["BACKENDS", "RULES", "Parameter", "Rule", "Trace", "get_rule", "simulate", "predict"]
+__all__ = [
+    "BACKENDS", "FAMILIES", "RULES", "Parameter", "Rule", "RuleError", "RuleFileError", "Trace", "check_time_step",
+    "get_rule", "load_rule", "resolve_rule", "rule_from_toml", "simulate", "predict",
+]  # fmt: skip
 
 
 def check_rule(rule: object) -> Rule:
-    """``rule`` as a :class:`Rule`; anything but a known name or a Rule raises :class:`UnknownNameError`."""
-    if not isinstance(rule, (str, Rule)):
-        raise UnknownNameError("rule", rule, list(RULES))
-    return get_rule(rule)
+    """``rule`` as a :class:`Rule` (see :func:`resolve_rule`): a built-in name, a rule file's path or a Rule."""
+    return resolve_rule(rule)  # type: ignore[arg-type]  # anything else raises UnknownNameError
 
 
 def check_protocols(protocols: object) -> list[Protocol]:
@@ -80,21 +100,8 @@ def check_parameters(rule: Rule, parameters: object) -> None:
             check_parameter_value(parameter, float(item))
 
 
-def _shortest_time_constant(rule: Rule, parameters: Mapping[str, object] | None) -> float:
-    """The smallest trace time constant (ms) over all parameter sets (``parameters`` already checked)."""
-    values = {**rule.defaults(), **(parameters or {})}
-    symbols = {p.symbol: p.name for p in rule.parameters}
-    shortest = math.inf
-    for trace in rule.traces:
-        value = values[symbols[trace.tau]]
-        if hasattr(value, "detach"):
-            value = value.detach().cpu().numpy()
-        shortest = min(shortest, float(np.min(np.asarray(value, dtype=float))))
-    return shortest
-
-
 def simulate(
-    rule: str | Rule,
+    rule: str | os.PathLike[str] | Rule,
     protocols: Sequence[Protocol],
     parameters: Mapping[str, object] | None = None,
     *,
@@ -116,9 +123,7 @@ def simulate(
     if rule.clock_driven:  # both backends integrate on the dt_ms grid: every event must lie on it
         from neurofwp.plasticity import torch_backend
 
-        shortest = _shortest_time_constant(rule, parameters)
-        if dt_ms >= shortest:
-            raise OutOfRangeError(f"dt_ms = {dt_ms:g} must be smaller than every trace time constant ({shortest:g} ms)")
+        check_time_step(rule, dt_ms, parameters)
         torch_backend.event_table(protocols, dt_ms)
     if backend == "torch":
         from neurofwp.plasticity import torch_backend
@@ -129,6 +134,11 @@ def simulate(
 
         return brian2_backend.simulate(rule, protocols, parameters, dt_ms=dt_ms, report=report)
     raise UnknownNameError("backend", backend, BACKENDS)
+
+
+def rule_is_from_file(rule: Rule) -> bool:
+    """Whether ``rule`` was read from a user's file (not a built-in one)."""
+    return bool(rule.source) and RULES.get(rule.name) is not rule
 
 
 def source_attrs(protocols: object, dataset: str | None, citation: str | None) -> dict[str, str]:
@@ -146,7 +156,7 @@ def source_attrs(protocols: object, dataset: str | None, citation: str | None) -
 
 
 def predict(
-    rule: str | Rule,
+    rule: str | os.PathLike[str] | Rule,
     protocols: Sequence[Protocol],
     parameters: Mapping[str, float] | None = None,
     *,
@@ -159,8 +169,10 @@ def predict(
 
     ``dataset`` and ``citation`` name the data in the result's attrs; by default they are taken
     from ``protocols`` when it is a :class:`~neurofwp.protocols.ProtocolTable` (as
-    :func:`neurofwp.data.resolve` returns). Where some measured protocols have an SEM and
-    others do not, :class:`~neurofwp.protocols.MissingSEMError` names the rows without one.
+    :func:`neurofwp.data.resolve` returns). The attrs record the rule's name and its full
+    definition as rule-file text (``rule_definition``), and ``rule_file`` for a user's file.
+    Where some measured protocols have an SEM and others do not,
+    :class:`~neurofwp.protocols.MissingSEMError` names the rows without one.
     """
     from neurofwp.data import to_dataset
 
@@ -180,8 +192,11 @@ def predict(
     )
     attrs: dict[str, object] = {
         "rule": rule.name,
+        # the full definition, so that a result names exactly what produced it (a file may change later)
+        "rule_definition": rule.to_toml(),
         "backend": backend,
         "neurofwp_version": neurofwp.__version__,
+        **({"rule_file": rule.source} if rule_is_from_file(rule) else {}),
         **source,
         "parameter_names": " ".join(resolved),
     }

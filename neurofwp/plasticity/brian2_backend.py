@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from neurofwp.errors import OutOfRangeError
-from neurofwp.plasticity.rules import Rule, get_rule
+from neurofwp.plasticity.language import to_brian2
+from neurofwp.plasticity.rules import Rule, check_time_step, resolve_rule
 from neurofwp.plasticity.torch_backend import parameter_tensors
 from neurofwp.protocols import Protocol, ProtocolError
 
@@ -44,14 +45,17 @@ def model_equations(rule: Rule, summed_on_post: bool = False) -> str:
     which must then declare them (``prediction : Hz``).
     """
     kind = "clock-driven" if rule.clock_driven else "event-driven"
-    drift = rule.drift
+    dimensions = rule.dimensions()
+    drift = to_brian2(rule.drift, dimensions) if rule.drift is not None else None
     if summed_on_post and drift:
         for name, _expression, _unit in rule.summed:
             drift = re.sub(rf"\b{name}\b", f"{name}_post", drift)
     lines = [f"dw/dt = {drift} : 1 (clock-driven)" if rule.clock_driven else "w : 1"]
     for name, expression, unit in rule.summed:
         lines.append(
-            f"{name}_post = {expression} : {unit} (summed)" if summed_on_post else f"{name} = {expression} : {unit}"
+            f"{name}_post = {to_brian2(expression, dimensions)} : {unit} (summed)"
+            if summed_on_post
+            else f"{name} = {to_brian2(expression, dimensions)} : {unit}"
         )
     for p in rule.parameters:
         lines.append(f"{p.symbol} : {'second' if p.is_time else '1'} (constant)")
@@ -71,8 +75,9 @@ def modulator_code(rule: Rule) -> str:
 def pathway_code(rule: Rule, side: str, w_max: str | None = None) -> str:
     """Statements run on a ``side`` ("pre"/"post") spike: helpers, the weight change (clipped to
     ``[0, w_max]`` when ``w_max`` names a bound), then the trace updates."""
-    lines = [f"{name} = {expression}" for name, expression in rule.helpers]
-    change = rule.on_pre if side == "pre" else rule.on_post
+    dimensions = rule.dimensions()
+    lines = [f"{name} = {to_brian2(expression, dimensions)}" for name, expression in rule.helpers]
+    change = to_brian2(rule.on_pre if side == "pre" else rule.on_post, dimensions)
     lines.append(f"w = clip(w + {change}, 0, {w_max})" if w_max else f"w += {change}")
     for trace in rule.traces:
         if trace.source == side:
@@ -103,21 +108,20 @@ def simulate(
     report: Callable | str | None = None,
 ) -> np.ndarray:
     """Final weight (initial weight 1) for every protocol × parameter set, ``[P, M]`` (see the torch backend)."""
-    rule = get_rule(rule)
+    rule = resolve_rule(rule)
     if not protocols:
         raise ProtocolError("no protocols to simulate")
-    tensors, size = parameter_tensors(rule, parameters, dtype=torch.float64)
+    tensors, size = parameter_tensors(rule, parameters, dtype=torch.float64)  # checks every value
+    if rule.clock_driven:
+        if not dt_ms > 0:
+            raise OutOfRangeError(f"dt_ms must be > 0, got {dt_ms}")
+        check_time_step(rule, dt_ms, parameters)
     values = {symbol: tensor.detach().numpy().ravel() for symbol, tensor in tensors.items()}
 
     import brian2 as b2
 
     logging.getLogger("brian2").setLevel(logging.ERROR)
     if rule.clock_driven:
-        shortest = min(float(values[t.tau].min()) for t in rule.traces)
-        if not 0 < dt_ms < shortest:
-            raise OutOfRangeError(
-                f"dt_ms = {dt_ms} must lie in (0, {shortest:g}) ms (the shortest trace time constant)"
-            )
         step_ms = dt_ms
     else:
         step_ms = _grid_step_ms(protocols)

@@ -1,42 +1,60 @@
-"""Evaluate a rule's expression strings on tensors (the torch backend's reading of a rule)."""
+"""Evaluate a rule's expression strings on tensors (the torch backend's reading of the rule language).
+
+The language and its checks are in :mod:`neurofwp.plasticity.language`; here every function
+gets its torch meaning: ``step(x)`` is 1 where ``x > 0`` else 0 (gradient 0), ``min``/``max``
+are element-wise, ``clip(x, lo, hi) = min(max(x, lo), hi)``.
+"""
 
 from __future__ import annotations
 
-import ast
 import functools
 
 import torch
 
-_ALLOWED_NODES = (
-    ast.Expression,
-    ast.BinOp,
-    ast.UnaryOp,
-    ast.Call,
-    ast.Name,
-    ast.Load,
-    ast.Constant,
-    ast.Add,
-    ast.Sub,
-    ast.Mult,
-    ast.Div,
-    ast.Pow,
-    ast.USub,
-    ast.UAdd,
-)
-FUNCTIONS = {"exp": torch.exp, "log": torch.log, "sqrt": torch.sqrt, "tanh": torch.tanh}
+from neurofwp.plasticity import language
+
+
+def _tensors(*values):
+    """The arguments as tensors of one dtype and device (numbers take those of a tensor argument)."""
+    like = next((v for v in values if isinstance(v, torch.Tensor)), None)
+    dtype = like.dtype if like is not None else torch.float64
+    device = like.device if like is not None else None
+    return [v if isinstance(v, torch.Tensor) else torch.as_tensor(v, dtype=dtype, device=device) for v in values]
+
+
+def _unary(function):
+    return lambda x: function(*_tensors(x))
+
+
+def _step(x):
+    (x,) = _tensors(x)
+    return (x > 0).to(x.dtype)
+
+
+def _clip(x, low, high):
+    x, low, high = _tensors(x, low, high)
+    return torch.minimum(torch.maximum(x, low), high)
+
+
+FUNCTIONS = {
+    "exp": _unary(torch.exp),
+    "log": _unary(torch.log),
+    "sqrt": _unary(torch.sqrt),
+    "tanh": _unary(torch.tanh),
+    "abs": _unary(torch.abs),
+    "min": lambda a, b: torch.minimum(*_tensors(a, b)),
+    "max": lambda a, b: torch.maximum(*_tensors(a, b)),
+    "clip": _clip,
+    "step": _step,
+}
+assert set(FUNCTIONS) == set(language.FUNCTIONS), "every function of the language has a torch meaning"
 
 
 @functools.cache
 def compile_expression(text: str):
-    """Parse an arithmetic expression (names, numbers, ``+ - * / **``, ``exp``/``log``/``sqrt``/``tanh``) once."""
-    tree = ast.parse(text, mode="eval")
-    for node in ast.walk(tree):
-        if not isinstance(node, _ALLOWED_NODES):
-            raise ValueError(f"expression {text!r} uses unsupported syntax {type(node).__name__}")
-        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS):
-            raise ValueError(f"expression {text!r} calls an unsupported function")
-    names = sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - set(FUNCTIONS))
-    return compile(tree, f"<{text}>", "eval"), names
+    """Parse and check an expression of the rule language once; its code object and the names it reads."""
+    tree = language.parse(text)  # raises ExpressionError for anything outside the language
+    return compile(tree, f"<{text}>", "eval"), language.names(text)
 
 
 def evaluate(text: str, namespace: dict[str, torch.Tensor | float]):

@@ -10,7 +10,7 @@ Simultaneous events: modulator, then pre, then post.
 Clock-driven rules (a ``drift`` :math:`dw/dt`, the ``delta`` rule) are integrated with the
 scheme Brian2 uses for them, forward Euler on a grid of ``dt_ms``: per step
 :math:`tr \leftarrow tr (1 - dt/\tau)` and :math:`w \leftarrow w + dt \cdot \text{drift}`. The drift
-must be linear in ``w`` (checked), so the steps between two spikes collapse into
+is linear in ``w`` (checked when the rule is built), so the steps between two spikes collapse into
 :math:`w \leftarrow w \prod_j (1 + dt\, g(tr_0 c^j))` with :math:`g = \text{drift}/w`; the product is
 evaluated in windows of steps, vectorised, until the traces have decayed below 1e-17.
 
@@ -27,7 +27,7 @@ import torch
 
 from neurofwp.errors import NonFiniteError, OutOfRangeError, ShapeError
 from neurofwp.plasticity.expressions import evaluate
-from neurofwp.plasticity.rules import Rule, check_parameter_value, get_rule
+from neurofwp.plasticity.rules import Rule, check_parameter_value, check_time_step, resolve_rule
 from neurofwp.protocols import MODULATOR, POST, PRE, Protocol, ProtocolError
 
 NONE = 3
@@ -99,17 +99,6 @@ def with_sums(rule: Rule, namespace: dict) -> dict:
     return namespace
 
 
-def _check_linear_drift(rule: Rule, namespace: dict) -> None:
-    assert rule.drift is not None, "only called for clock-driven rules"
-    probe = {k: v for k, v in namespace.items()}
-    for name in (t.name for t in rule.traces):
-        probe[name] = torch.tensor(0.7, dtype=torch.float64)
-    one = evaluate(rule.drift, with_sums(rule, {**probe, "w": torch.tensor(1.0, dtype=torch.float64)}))
-    two = evaluate(rule.drift, with_sums(rule, {**probe, "w": torch.tensor(2.0, dtype=torch.float64)}))
-    if not torch.allclose(torch.as_tensor(two), 2 * torch.as_tensor(one)):
-        raise ValueError(f"rule {rule.name!r}: the torch backend needs a drift linear in w, got {rule.drift!r}")
-
-
 def simulate(
     rule: str | Rule,
     protocols: Sequence[Protocol],
@@ -122,13 +111,13 @@ def simulate(
     """Final weight (initial weight 1) for every protocol × parameter set, ``[P, M]``.
 
     Args:
-        rule: a rule name or :class:`~neurofwp.plasticity.rules.Rule`.
+        rule: a rule name, a rule file's path or a :class:`~neurofwp.plasticity.rules.Rule`.
         protocols: the protocols (see :mod:`neurofwp.protocols`).
         parameters: name → float, 1-d array or tensor (``M`` values: ``M`` parameter sets);
             missing names take the rule's defaults.
         dt_ms: integration step of clock-driven rules (unused by event-driven ones).
     """
-    rule = get_rule(rule)
+    rule = resolve_rule(rule)
     if not protocols:
         raise ProtocolError("no protocols to simulate")
     values, size = parameter_tensors(rule, parameters, dtype, device)
@@ -136,10 +125,7 @@ def simulate(
     if clock:
         if not dt_ms > 0:
             raise OutOfRangeError(f"dt_ms must be > 0, got {dt_ms}")
-        shortest = min(float(values[t.tau].detach().min()) for t in rule.traces)
-        if dt_ms >= shortest:
-            raise OutOfRangeError(f"dt_ms = {dt_ms} must be smaller than every trace time constant ({shortest:g} ms)")
-        _check_linear_drift(rule, values)
+        check_time_step(rule, dt_ms, parameters)
     positions, kinds = event_table(protocols, dt_ms if clock else None)
     positions = torch.as_tensor(positions, device=device)
     kinds = torch.as_tensor(kinds, device=device)
