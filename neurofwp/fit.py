@@ -12,6 +12,19 @@ free parameters within bounds by L-BFGS-B from several random starts. The torch 
 supplies exact gradients (autograd, float64); the brian2 backend can run in the loop
 instead, with central-difference gradients whose ``2n + 1`` parameter sets are simulated
 side by side in one Brian2 network, to confirm an optimum.
+
+Beside E the result carries the model-selection quantities (see ``docs/fitting.md``): the
+number of free parameters k, the Gaussian log-likelihood implied by E
+
+.. math::
+
+    \log L = -\tfrac12 \Big(P E + \sum_p \log 2\pi\,\mathrm{SEM}_p^2\Big)
+
+(without SEM: :math:`\hat\sigma^2 = E`, :math:`\log L = -\tfrac P2 (\log 2\pi\hat\sigma^2 + 1)`,
+k counts σ), AIC = 2k − 2 log L, AICc = AIC + 2k(k+1)/(P − k − 1), BIC = k ln P − 2 log L;
+which free parameters end at a bound; and Laplace 95 % intervals
+:math:`\hat\theta_i \pm 1.96 \sqrt{(H^{-1})_{ii}}` from the Hessian H of the negative
+log-likelihood in the physical parameters at the optimum.
 """
 
 from __future__ import annotations
@@ -41,8 +54,17 @@ from neurofwp.plasticity import (
 from neurofwp.plasticity.rules import Rule, check_parameter_value
 from neurofwp.protocols import Protocol, ProtocolError, check_sem
 
+# A free parameter within this fraction of its bound width from a bound is reported at that bound.
+AT_BOUND_TOLERANCE = 1e-6
+# Eigenvalues of the (unit-cube scaled) Hessian below this fraction of the largest count as flat.
+FLAT_TOLERANCE = 1e-9
+# A parameter whose squared loading on flat or negative directions exceeds this has no Laplace interval.
+FLAT_LOADING = 1e-3
+Z95 = 1.959963984540054  # the 97.5 % quantile of the standard normal
+
 # Which parameters are free by default; the others keep their defaults (time constants
-# of the pair traces fixed at Bi & Poo's values, as Pfister & Gerstner 2006 did).
+# of the pair traces fixed at Bi & Poo's values, as Pfister & Gerstner 2006 did). Superseded
+# by the rule's own ``free`` metadata where the rule has it (see :func:`default_free`).
 DEFAULT_FREE = {
     "stdp": ("A_plus", "A_minus"),
     "stdp-nearest": ("A_plus", "A_minus"),
@@ -51,6 +73,14 @@ DEFAULT_FREE = {
     "delta": ("eta", "tau_plus_ms"),
     "stdp-modulated": ("A_plus", "A_minus", "a", "b", "c"),
 }
+
+
+def default_free(rule: Rule) -> tuple[str, ...]:
+    """The parameters a fit frees by default: the rule's ``free`` metadata, else :data:`DEFAULT_FREE`."""
+    free = getattr(rule, "free", None)
+    if free:
+        return tuple(free)
+    return tuple(DEFAULT_FREE.get(rule.name, rule.parameter_names))
 
 
 @dataclass
@@ -114,6 +144,7 @@ class _Problem:
 
     def __init__(self, rule, protocols, free, fixed, bounds, backend, dt_ms):
         self.rule, self.protocols, self.free, self.fixed = rule, protocols, list(free), dict(fixed)
+        self.bounds = dict(bounds)
         self.low = np.array([bounds[n][0] for n in free])
         self.span = np.array([bounds[n][1] - bounds[n][0] for n in free])
         self.backend, self.dt_ms = backend, dt_ms
@@ -123,9 +154,20 @@ class _Problem:
     def values(self, unit: np.ndarray) -> dict[str, float]:
         return {**self.fixed, **dict(zip(self.free, self.low + self.span * unit, strict=True))}
 
+    def unit(self, values: Mapping[str, float]) -> np.ndarray:
+        """The unit-cube coordinates of the free parameters in ``values`` (others ignored), clipped to the cube."""
+        point = np.array([(float(values[n]) - self.low[i]) / self.span[i] for i, n in enumerate(self.free)])
+        return np.clip(point, 0.0, 1.0)
+
     def _error_of_weights(self, weights):
         model = 100.0 * (weights - 1.0)
         return ((model - self.data[:, None]) / self.scale[:, None]) ** 2
+
+    def _model(self, actual: torch.Tensor) -> torch.Tensor:
+        """Predicted dw (percent), ``[P, M]``, for free parameter values ``actual [M, n]`` (torch backend)."""
+        parameters = {**self.fixed, **{n: actual[:, i] for i, n in enumerate(self.free)}}
+        weights = torch_backend.simulate(self.rule, self.protocols, parameters, dt_ms=self.dt_ms)
+        return 100.0 * (weights - 1.0)
 
     def value_and_gradient(self, unit: np.ndarray) -> tuple[float, np.ndarray]:
         self.evaluations += 1
@@ -152,6 +194,38 @@ class _Problem:
         errors = self._error_of_weights(sampled).mean(axis=0)
         return float(errors[0]), (errors[1 : 1 + n] - errors[1 + n :]) / (upper - lower)
 
+    def batch(self, units: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        r"""E of ``M`` parameter sets in one torch call, each over its own protocols.
+
+        ``units [M, n]`` are points in the unit cube, ``masks [P, M]`` (0/1) say which protocols
+        each set is judged on: :math:`E_m = \sum_p c_{pm} r_{pm}^2 / \sum_p c_{pm}` with the
+        standardised residuals r. Returns E ``[M]``, its gradient in unit coordinates ``[M, n]``
+        (the sets are independent, so the gradient of :math:`\sum_m E_m` holds each one's own)
+        and the predictions ``[P, M]`` in percent.
+        """
+        self.evaluations += units.shape[0]
+        leaves = torch.tensor(units, dtype=torch.float64, requires_grad=True)
+        actual = torch.as_tensor(self.low) + torch.as_tensor(self.span) * leaves
+        model = self._model(actual)
+        squared = ((model - torch.as_tensor(self.data)[:, None]) / torch.as_tensor(self.scale)[:, None]) ** 2
+        weight = torch.as_tensor(masks, dtype=torch.float64)
+        errors = (squared * weight).sum(0) / weight.sum(0)
+        (gradient,) = torch.autograd.grad(errors.sum(), leaves)
+        return errors.detach().numpy(), gradient.numpy(), model.detach().numpy()
+
+    def negative_log_likelihood(self, actual: torch.Tensor) -> torch.Tensor:
+        r"""−log L of the free parameters ``actual [n]`` (physical units), up to a constant.
+
+        With SEMs: :math:`\tfrac12 \sum_p r_p^2`; without: the σ-profiled
+        :math:`\tfrac P2 \log \overline{r^2}` (σ̂² = MSE), whose Hessian in θ at the optimum equals
+        the θ-block of the full Hessian in (θ, σ) (the cross terms vanish where ∂MSE/∂θ = 0).
+        """
+        model = self._model(actual[None, :])[:, 0]
+        squared = ((model - torch.as_tensor(self.data)) / torch.as_tensor(self.scale)) ** 2
+        if self.has_sem:
+            return 0.5 * squared.sum()
+        return 0.5 * len(self.protocols) * torch.log(squared.mean())
+
 
 def _finite_or_inf(value: float) -> float:
     return value if np.isfinite(value) else np.inf
@@ -167,7 +241,7 @@ def _fit_start(coords: dict, *, problem: _Problem, points: list, max_iterations:
     return {"x": outcome.x.tolist(), "E": float(outcome.fun), "evaluations": problem.evaluations - before}
 
 
-def fit(
+def prepare(
     rule: str | Rule,
     protocols: Sequence[Protocol],
     *,
@@ -175,44 +249,19 @@ def fit(
     fixed: Mapping[str, float] | None = None,
     bounds: Mapping[str, tuple[float, float]] | None = None,
     backend: str = "torch",
-    starts: int = 4,
-    seed: int = 0,
     dt_ms: float = 0.1,
-    max_iterations: int = 200,
-    workers: int = 1,
-    scheduler: str | None = None,
-    show_progress: bool = True,
-    dataset: str | None = None,
-    citation: str | None = None,
-) -> xr.Dataset:
-    """Fit ``rule`` to ``protocols``; returns data, SEM and prediction per protocol with the fit in attrs.
-
-    Args:
-        free: parameters to fit (default: :data:`DEFAULT_FREE` of the rule, minus ``fixed``).
-        fixed: parameter values held fixed (others not free keep the rule's defaults).
-        bounds: ``name -> (low, high)`` overriding the rule's bounds (time constants 1-200 ms).
-        backend: ``"torch"`` (autograd gradients) or ``"brian2"`` (finite differences).
-        starts: random starts, uniform within the bounds (the first start is the defaults, clipped).
-        seed: seeds the starts; the fit is reproducible from it.
-        workers, scheduler: run the starts on local processes or a dask.distributed cluster
-            (:func:`neurofwp.sweeps.run`); the result is the same wherever they ran.
-        dataset, citation: name the data in the result's attrs (default: those of ``protocols``
-            when it is a :class:`~neurofwp.protocols.ProtocolTable`, e.g. from :func:`neurofwp.data.resolve`).
-    """
+) -> _Problem:
+    """Check a fit request and return its objective (shared by :func:`fit` and the model-selection functions)."""
     rule = check_rule(rule)
-    source = source_attrs(protocols, dataset, citation)
     if backend not in BACKENDS:
         raise UnknownNameError("backend", backend, BACKENDS)
-    starts = _positive_int("starts", starts, 1)
-    seed = _positive_int("seed", seed, 0)
-    max_iterations = _positive_int("max_iterations", max_iterations, 1)
     dt_ms = check_dt(dt_ms)
     protocols = check_protocols(protocols)
     if fixed is not None and not isinstance(fixed, Mapping):
         raise DTypeError(f"fixed must be a mapping name -> value, got {type(fixed).__name__}")
     fixed = {name: check_parameter_value(rule.parameter(name), value) for name, value in (fixed or {}).items()}
     if free is None:  # the rule's defaults, minus whatever the caller fixes
-        free = [name for name in DEFAULT_FREE.get(rule.name, rule.parameter_names) if name not in fixed]
+        free = [name for name in default_free(rule) if name not in fixed]
     free = [free] if isinstance(free, str) else list(free)
     for name in free:
         rule.parameter(name)
@@ -234,10 +283,219 @@ def fit(
                     f"dt_ms = {dt_ms:g} must be smaller than every trace time constant; {name} can be {shortest:g} ms"
                 )
         torch_backend.event_table(protocols, dt_ms)  # every event on the dt_ms grid
+    return problem
 
+
+def start_points(problem: _Problem, starts: int, seed: int, start: Mapping[str, float] | None = None) -> list:
+    """The starts of a fit in the unit cube: ``start`` (default: the rule's defaults), clipped to the bounds,
+    then ``starts - 1`` points uniform in the bounds drawn from ``seed``."""
+    if start is not None and not isinstance(start, Mapping):
+        raise DTypeError(f"start must be a mapping name -> value, got {type(start).__name__}")
+    first = {name: problem.rule.parameter(name).default for name in problem.free}
+    for name, value in (start or {}).items():
+        if name in problem.free:  # values of parameters held fixed (e.g. a whole fitted set) are ignored
+            first[name] = check_parameter_value(problem.rule.parameter(name), value)
+        else:
+            problem.rule.parameter(name)  # an unknown name raises UnknownNameError
     rng = np.random.default_rng(seed)
-    defaults = np.array([(rule.parameter(n).default - limits[n][0]) / (limits[n][1] - limits[n][0]) for n in free])
-    candidates = [np.clip(defaults, 0, 1)] + [rng.uniform(0, 1, len(free)) for _ in range(starts - 1)]
+    return [problem.unit(first)] + [rng.uniform(0, 1, len(problem.free)) for _ in range(starts - 1)]
+
+
+def information_criteria(error: float, n_protocols: int, n_free: int, sem: Sequence[float] | None) -> dict:
+    r"""k, log L, AIC, AICc and BIC of a fit with error ``error`` (E) on ``n_protocols`` protocols.
+
+    With SEMs (Gaussian measurement noise of the stated SEM, densities per percent):
+    :math:`\log L = -\tfrac12 (P E + \sum_p \log 2\pi s_p^2)`, k = ``n_free``.
+    Without (E is the MSE in percent², σ estimated): :math:`\hat\sigma^2 = E`,
+    :math:`\log L = -\tfrac P2 (\log 2\pi\hat\sigma^2 + 1)`, k = ``n_free + 1``.
+    AIC = 2k − 2 log L; AICc = AIC + 2k(k+1)/(P − k − 1) (NaN when P ≤ k + 1, where it is
+    undefined); BIC = k ln P − 2 log L.
+    """
+    P = int(n_protocols)
+    if sem is not None:
+        s = np.asarray(sem, dtype=float)
+        if s.shape != (P,):
+            raise NeurofwpError(f"sem has {s.size} values for {P} protocols")
+        k = int(n_free)
+        log_l = -0.5 * (P * error + float(np.sum(np.log(2 * np.pi * s**2))))
+        definition = "-(P*E + sum(log(2*pi*sem^2)))/2, Gaussian noise with the stated SEMs"
+    else:
+        k = int(n_free) + 1
+        log_l = -0.5 * P * (np.log(2 * np.pi * error) + 1.0) if error > 0 else np.inf
+        definition = "-P/2*(log(2*pi*sigma^2) + 1), sigma^2 = E (the MSE) estimated: one more parameter"
+    aic = 2 * k - 2 * log_l
+    aicc = aic + 2 * k * (k + 1) / (P - k - 1) if P > k + 1 else float("nan")
+    return {
+        "k": k,
+        "n_protocols": P,
+        "log_likelihood": float(log_l),
+        "AIC": float(aic),
+        "AICc": float(aicc),
+        "BIC": float(k * np.log(P) - 2 * log_l),
+        "log_likelihood_definition": definition,
+    }
+
+
+def at_bound(problem: _Problem, unit: np.ndarray) -> np.ndarray:
+    """Per free parameter: −1 at the lower bound, +1 at the upper, 0 inside (within AT_BOUND_TOLERANCE of the width)."""
+    unit = np.asarray(unit, dtype=float)
+    return np.where(unit <= AT_BOUND_TOLERANCE, -1, np.where(unit >= 1 - AT_BOUND_TOLERANCE, 1, 0)).astype(np.int8)
+
+
+def laplace(problem: _Problem, unit: np.ndarray, flags: np.ndarray | None = None) -> dict:
+    r"""Laplace approximation at the optimum ``unit``: standard deviations and a status per free parameter.
+
+    H is the Hessian of −log L (:meth:`_Problem.negative_log_likelihood`) by torch autograd in
+    float64, taken in the unit-cube coordinates u (θ = low + span·u, so H_θ = D⁻¹ H_u D⁻¹ with
+    D = diag(span)) for conditioning. Parameters at a bound are held there (their rows and
+    columns are dropped, status ``"at bound"``); for the others the covariance is H⁻¹. Where H
+    has flat (eigenvalue ≤ FLAT_TOLERANCE × largest) or negative directions, parameters loading
+    on them by more than FLAT_LOADING get status ``"singular"`` and no interval; the rest use the
+    inverse on the well-determined directions. ``sd`` is NaN exactly where status is not ``"ok"``.
+    """
+    flags = at_bound(problem, unit) if flags is None else flags
+    n = len(problem.free)
+    sd = np.full(n, np.nan)
+    status = np.array(["at bound" if f else "ok" for f in flags], dtype=object)
+    inside = np.flatnonzero(flags == 0)
+    if inside.size == 0:
+        return {"sd": sd, "status": status.astype(str)}
+    low, span = torch.as_tensor(problem.low), torch.as_tensor(problem.span)
+
+    def nll(u):
+        return problem.negative_log_likelihood(low + span * u)
+
+    hessian = torch.autograd.functional.hessian(nll, torch.tensor(unit, dtype=torch.float64)).numpy()
+    block = hessian[np.ix_(inside, inside)]
+    block = 0.5 * (block + block.T)
+    if not np.all(np.isfinite(block)):
+        status[inside] = "singular"
+        return {"sd": sd, "status": status.astype(str)}
+    values, vectors = np.linalg.eigh(block)
+    largest = max(float(np.max(np.abs(values))), np.finfo(float).tiny)
+    good = values > FLAT_TOLERANCE * largest
+    loading = (vectors[:, ~good] ** 2).sum(axis=1)
+    covariance = (vectors[:, good] / values[good]) @ vectors[:, good].T
+    for j, i in enumerate(inside):
+        if loading[j] > FLAT_LOADING:
+            status[i] = "singular"
+        else:
+            sd[i] = problem.span[i] * np.sqrt(covariance[j, j])
+    return {"sd": sd, "status": status.astype(str)}
+
+
+def selection_variables(problem: _Problem, unit: np.ndarray, error: float, *, uncertainty: bool = True) -> tuple:
+    """The model-selection attrs (k, log L, AIC, AICc, BIC) and the per-parameter variables of a fit at ``unit``."""
+    criteria = information_criteria(
+        error, len(problem.protocols), len(problem.free), problem.scale if problem.has_sem else None
+    )
+    flags = at_bound(problem, unit)
+    values = problem.low + problem.span * np.asarray(unit)
+    units = ["ms" if problem.rule.parameter(n).is_time else "1" for n in problem.free]
+    per = "per parameter: see parameter_units"
+    variables: dict[str, tuple] = {
+        "fitted_value": ("parameter", values, {"units": per, "long_name": "fitted value of the free parameter"}),
+        "at_bound": (
+            "parameter",
+            flags,
+            {
+                "units": "1",
+                "long_name": "free parameter at a bound",
+                "flag_values": np.array([-1, 0, 1], dtype=np.int8),
+                "flag_meanings": "lower_bound inside upper_bound",
+                "tolerance": f"within {AT_BOUND_TOLERANCE:g} of the bound width",
+            },
+        ),
+    }
+    if uncertainty:
+        result = laplace(problem, unit, flags)
+        half = Z95 * result["sd"]
+        laplace_attrs = {"method": "Laplace: Hessian of -log L at the optimum, torch autograd, float64"}
+        variables.update(
+            {
+                "laplace_sd": (
+                    "parameter",
+                    result["sd"],
+                    {"units": per, "long_name": "Laplace standard deviation", **laplace_attrs},
+                ),
+                "ci95_low": (
+                    "parameter",
+                    values - half,
+                    {"units": per, "long_name": "lower end of the Laplace 95 % interval (estimate - 1.96 sd)"},
+                ),
+                "ci95_high": (
+                    "parameter",
+                    values + half,
+                    {"units": per, "long_name": "upper end of the Laplace 95 % interval (estimate + 1.96 sd)"},
+                ),
+                "laplace_status": (
+                    "parameter",
+                    result["status"],
+                    {
+                        "long_name": "whether the Laplace interval exists",
+                        "meanings": "ok; at bound (held at its bound, no interval); "
+                        "singular (flat or negative curvature, no interval)",
+                    },
+                ),
+            }
+        )
+    coords = {"parameter": problem.free, "parameter_units": ("parameter", units)}
+    return criteria, variables, coords
+
+
+def fit(
+    rule: str | Rule,
+    protocols: Sequence[Protocol],
+    *,
+    free: Sequence[str] | None = None,
+    fixed: Mapping[str, float] | None = None,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
+    backend: str = "torch",
+    starts: int = 4,
+    seed: int = 0,
+    dt_ms: float = 0.1,
+    max_iterations: int = 200,
+    workers: int = 1,
+    scheduler: str | None = None,
+    show_progress: bool = True,
+    dataset: str | None = None,
+    citation: str | None = None,
+    start: Mapping[str, float] | None = None,
+    uncertainty: bool = True,
+) -> xr.Dataset:
+    """Fit ``rule`` to ``protocols``; returns data, SEM and prediction per protocol with the fit in attrs.
+
+    Args:
+        free: parameters to fit (default: the rule's ``free`` metadata, minus ``fixed``).
+        fixed: parameter values held fixed (others not free keep the rule's defaults).
+        bounds: ``name -> (low, high)`` overriding the rule's bounds (time constants 1-200 ms).
+        backend: ``"torch"`` (autograd gradients) or ``"brian2"`` (finite differences).
+        starts: random starts, uniform within the bounds (the first start is ``start``, clipped).
+        seed: seeds the starts; the fit is reproducible from it.
+        workers, scheduler: run the starts on local processes or a dask.distributed cluster
+            (:func:`neurofwp.sweeps.run`); the result is the same wherever they ran.
+        dataset, citation: name the data in the result's attrs (default: those of ``protocols``
+            when it is a :class:`~neurofwp.protocols.ProtocolTable`, e.g. from :func:`neurofwp.data.resolve`).
+        start: the first start (default: the rule's defaults); names not free are ignored, so a
+            previous fit's full parameter set warm-starts a refit.
+        uncertainty: compute the Laplace intervals (one Hessian by torch autograd).
+
+    Besides E and the parameters (``param_<name>`` attrs), the attrs hold ``k``,
+    ``log_likelihood``, ``AIC``, ``AICc`` and ``BIC`` (:func:`information_criteria`), and
+    variables over the free parameters (dim ``parameter``, units per parameter in the
+    ``parameter_units`` coordinate) hold ``fitted_value``, ``at_bound`` (−1/0/+1, :func:`at_bound`)
+    and, with ``uncertainty``, ``laplace_sd``, ``ci95_low``, ``ci95_high`` and ``laplace_status``
+    (:func:`laplace`).
+    """
+    rule = check_rule(rule)
+    source = source_attrs(protocols, dataset, citation)
+    if backend not in BACKENDS:
+        raise UnknownNameError("backend", backend, BACKENDS)
+    starts = _positive_int("starts", starts, 1)
+    seed = _positive_int("seed", seed, 0)
+    max_iterations = _positive_int("max_iterations", max_iterations, 1)
+    problem = prepare(rule, protocols, free=free, fixed=fixed, bounds=bounds, backend=backend, dt_ms=dt_ms)
+    candidates = start_points(problem, starts, seed, start)
     began = time.perf_counter()
     outcomes = sweeps.run(
         _fit_start, [{"start": i} for i in range(starts)], workers=workers, scheduler=scheduler,
@@ -246,25 +504,31 @@ def fit(
     )  # fmt: skip
     # the lowest E wins; ties go to the earlier start, so the result does not depend on where starts ran
     winner = min(range(starts), key=lambda i: (_finite_or_inf(outcomes[i]["E"]), i))
+    best_unit = np.asarray(outcomes[winner]["x"])
     best = FitResult(
-        problem.values(np.asarray(outcomes[winner]["x"])),
+        problem.values(best_unit),
         float(outcomes[winner]["E"]),
         sum(int(o["evaluations"]) for o in outcomes),
     )
     seconds = time.perf_counter() - began
 
     # the fitted rule's prediction, E and parameters, exactly as `neurofwp predict` reports them
-    result = predict(rule, problem.protocols, best.parameters, backend=backend, dt_ms=dt_ms, **source)
+    result = predict(rule, problem.protocols, best.parameters, backend=backend, dt_ms=problem.dt_ms, **source)
     result["dw_percent_model"].attrs["long_name"] = f"weight change predicted by the fitted {rule.name}"
+    began = time.perf_counter()
+    criteria, variables, coords = selection_variables(problem, best_unit, result.attrs["E"], uncertainty=uncertainty)
+    result = result.assign_coords(coords).assign(variables)
     result.attrs.update(
         {
             "seed": seed,
             "starts": starts,
             "evaluations": best.evaluations,
             "fit_seconds": seconds,
-            "free": " ".join(free),
-            "fixed": " ".join(sorted(held)),
-            **{f"bounds_{name}": np.array(limits[name]) for name in free},
+            "free": " ".join(problem.free),
+            "fixed": " ".join(sorted(problem.fixed)),
+            **{f"bounds_{name}": np.array(problem.bounds[name]) for name in problem.free},
+            **criteria,
+            "laplace_seconds": time.perf_counter() - began if uncertainty else 0.0,
         }
     )
     return result
