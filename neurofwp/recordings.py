@@ -470,28 +470,22 @@ def fit_recording(
 
 def figure(result: xr.Dataset, path_stem: str) -> list[str]:
     """Held-out bits per spike per model, and 0.3 s of the held-out rates against the spikes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import seaborn as sns
 
-    sns.set_theme(style="ticks", context="paper")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [1, 2.4]})
-    table = result.bits_per_spike.to_dataframe().reset_index()
-    sns.barplot(table, x="model", y="bits_per_spike", hue="model", ax=axes[0], legend=False)
-    axes[0].set(ylabel="held-out bits / spike", xlabel="", title="prediction of held-out spiking")
-    start = result.attrs["test_start_s"]
-    window = result.sel(time=slice(start, start + 0.3))
-    spikes = window.time.values[window.spike_count.values > 0]
-    axes[1].vlines(spikes, 0, 0.06 * float(window.rate.max()), color="0.2", lw=0.6, label="spikes")
-    frame = window.rate.to_dataframe().reset_index()
-    sns.lineplot(frame, x="time", y="rate", hue="model", ax=axes[1], lw=0.9)
-    axes[1].set(xlabel="time (s)", ylabel="predicted rate (Hz)", title="first 0.3 s of the held-out part")
-    sns.despine(fig)
-    fig.tight_layout()
-    paths = [f"{path_stem}.png", f"{path_stem}.svg"]
-    for path in paths:
-        fig.savefig(path, dpi=150, bbox_inches="tight")
-    plt.close(fig)
-    return paths
+    from neurofwp import plotting
+
+    with plotting.style():
+        fig = plotting.figure(10, 3.4)
+        axes = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 2.4]})
+        table = result.bits_per_spike.to_dataframe().reset_index()
+        sns.barplot(table, x="model", y="bits_per_spike", hue="model", ax=axes[0], legend=False)
+        axes[0].set(ylabel="held-out bits / spike", xlabel="", title="prediction of held-out spiking")
+        start = result.attrs["test_start_s"]
+        window = result.sel(time=slice(start, start + 0.3))
+        spikes = window.time.values[window.spike_count.values > 0]
+        axes[1].vlines(spikes, 0, 0.06 * float(window.rate.max()), color="0.2", lw=0.6, label="spikes")
+        frame = window.rate.to_dataframe().reset_index()
+        sns.lineplot(frame, x="time", y="rate", hue="model", ax=axes[1], lw=0.9)
+        axes[1].set(xlabel="time (s)", ylabel="predicted rate (Hz)", title="first 0.3 s of the held-out part")
+        sns.despine(fig)
+    return [str(path) for path in plotting.save(fig, path_stem)]

@@ -136,3 +136,35 @@ def test_help_lists_rules_and_datasets_and_results_name_their_data(tmp_path):
         assert times.attrs["units"] == "ms" and np.issubdtype(times.dtype, np.floating)
         first = data.protocols("bipoo1998")[0]
         np.testing.assert_allclose(times.isel(protocol=0).dropna("post_spike").values, first.post_times_ms)
+
+
+def test_figures_leave_the_callers_matplotlib_alone(tmp_path):
+    """A notebook keeps its backend and style: figures are bare Figures, seaborn's theme applies inside only."""
+    script = f"""
+import matplotlib
+matplotlib.use("pdf")
+import numpy as np, pandas as pd, xarray as xr
+before = dict(matplotlib.rcParams)
+from neurofwp import plotting, recordings
+from neurofwp.analysis import figures
+from neurofwp.retrieval.figure import figure
+result = xr.Dataset({{"best_eval_loss": (("model", "S"), [[0.001, 0.2]])}},
+                    coords={{"model": ["dpfp2-sum"], "S": [20, 40]}})
+paths = figure(result, r"{tmp_path}/retrieval")
+fit = xr.Dataset({{"bits_per_spike": ("model", [0.1, 0.2]), "rate": (("model", "time"), np.ones((2, 400))),
+                  "spike_count": ("time", np.arange(400) % 7 == 0)}},
+                 coords={{"model": ["ln", "delta-fwp"], "time": np.arange(400) * 0.002}}, attrs={{"test_start_s": 0.2}})
+paths += recordings.figure(fit, r"{tmp_path}/fit")
+import matplotlib.pyplot as plt
+assert matplotlib.get_backend() == "pdf", matplotlib.get_backend()
+changed = [k for k, v in matplotlib.rcParams.items() if str(before.get(k)) != str(v)]
+assert not changed, changed
+assert plt.get_fignums() == [], plt.get_fignums()
+print(len(paths))
+"""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "4" and (tmp_path / "fit.svg").exists() and (tmp_path / "retrieval.png").exists()

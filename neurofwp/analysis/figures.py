@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import xarray as xr
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-import xarray as xr  # noqa: E402
-
-from neurofwp.analysis.compare import LABELS  # noqa: E402
+from neurofwp import plotting
+from neurofwp.analysis.compare import LABELS
 
 FAST_LABELS = {
     "hebbian": "Hebbian (sum) rule",
@@ -23,12 +20,7 @@ FAST_LABELS = {
 
 
 def _save(fig, folder: Path, stem: str) -> list[Path]:
-    paths = [folder / f"{stem}.png", folder / f"{stem}.svg"]
-    fig.tight_layout()
-    for path in paths:
-        fig.savefig(path, dpi=150, bbox_inches="tight")
-    plt.close(fig)
-    return paths
+    return plotting.save(fig, folder / stem)
 
 
 # The biological reference in black; the artificial rules in distinct colour-blind-safe hues.
@@ -49,7 +41,8 @@ def _palette(rules):
 def window(result: xr.Dataset, folder: Path) -> list[Path]:
     """STDP window: the Bi & Poo (1998) cells and each rule fitted to them (``window.png``/``.svg``)."""
     rules = list(result.rule.values)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = plotting.figure(6, 4)
+    ax = fig.subplots()
     points = pd.DataFrame({"dt": result["dt_ms_bipoo1998"].values, "dw": result["dw_data_bipoo1998"].values})
     sns.scatterplot(points, x="dt", y="dw", color="0.3", s=22, ax=ax, label="Bi & Poo 1998 (cells)", zorder=3)
     curves = result.window_curve.to_dataframe().reset_index()
@@ -66,7 +59,8 @@ def window(result: xr.Dataset, folder: Path) -> list[Path]:
 def frequency(result: xr.Dataset, folder: Path) -> list[Path]:
     """Weight change vs pairing frequency at ±10 ms: Sjöström et al. (2001) and each fitted rule."""
     rules = list(result.rule.values)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=True)
+    fig = plotting.figure(9, 3.8)
+    axes = fig.subplots(1, 2, sharey=True)
     names = result["protocol_names_sjostrom2001"].values
     hz = result["repeat_hz_sjostrom2001"].values
     for ax, (sign, pairing) in zip(axes, (("+", "+10 ms"), ("-", "-10 ms")), strict=True):
@@ -108,31 +102,27 @@ def model_vs_data(result: xr.Dataset, folder: Path) -> list[Path]:
             model = result[f"dw_model_{name}"].sel(rule=rule).values
             frames.append(pd.DataFrame({"data": data, "model": model, "rule": LABELS[rule], "dataset": name}))
     table = pd.concat(frames)
-    grid = sns.relplot(
-        table,
-        x="data",
-        y="model",
-        hue="rule",
-        col="dataset",
-        kind="scatter",
-        height=3.6,
-        facet_kws={"sharex": False, "sharey": False},
-        palette=_palette(list(result.rule.values)),
-        s=25,
-    )
-    for ax in grid.axes.flat:
+    datasets = list(result.dataset.values)
+    fig = plotting.figure(3.8 * len(datasets) + 1.6, 3.8)
+    axes = np.atleast_1d(fig.subplots(1, len(datasets)))
+    for ax, name in zip(axes, datasets, strict=True):
+        rows = table[table["dataset"] == name]
+        sns.scatterplot(rows, x="data", y="model", hue="rule", palette=_palette(list(result.rule.values)), s=25,
+                        ax=ax, legend=ax is axes[-1])  # fmt: skip
         low, high = min(ax.get_xlim()[0], ax.get_ylim()[0]), max(ax.get_xlim()[1], ax.get_ylim()[1])
         ax.plot([low, high], [low, high], color="0.6", lw=0.8, ls="--")
-        ax.set(xlabel="measured weight change (%)", ylabel="fitted model (%)")
-    grid.figure.suptitle("model vs data, per protocol")
-    sns.move_legend(grid, "upper left", bbox_to_anchor=(1.0, 0.9), frameon=False, title=None)
-    return _save(grid.figure, folder, "model_vs_data")
+        ax.set(xlabel="measured weight change (%)", ylabel="fitted model (%)", title=f"dataset = {name}")
+    sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1.0, 0.9), frameon=False, title=None)
+    fig.suptitle("model vs data, per protocol")
+    sns.despine(fig)
+    return _save(fig, folder, "model_vs_data")
 
 
 def error_heatmap(result: xr.Dataset, folder: Path) -> list[Path]:
     """Fit error E per rule and dataset (colour on a log scale, values annotated)."""
     table = result.E.to_pandas().rename(index=LABELS)
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    fig = plotting.figure(6, 3.2)
+    ax = fig.subplots()
     sns.heatmap(
         np.log10(table),
         annot=table.map(lambda e: f"{e:.3g}"),
@@ -149,7 +139,8 @@ def capacity(result: xr.Dataset, folder: Path) -> list[Path]:
     """Retrieval error of the tensor rules vs the number of stored pairs S (``retrieval_error``)."""
     table = result.retrieval_error.to_dataframe().reset_index()
     table["fast_rule"] = table["fast_rule"].map(FAST_LABELS)
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    fig = plotting.figure(5.5, 3.8)
+    ax = fig.subplots()
     sns.lineplot(table, x="n_pairs", y="retrieval_error", hue="fast_rule", marker="o", ax=ax)
     ax.axvline(64, color="0.6", lw=0.8, ls="--")
     ax.text(66, ax.get_ylim()[1] * 0.95, "S = Dk", fontsize=8, va="top", color="0.4")
@@ -166,11 +157,11 @@ def capacity(result: xr.Dataset, folder: Path) -> list[Path]:
 def all_figures(result: xr.Dataset, folder: Path) -> dict[str, list[Path]]:
     """Every figure of a :func:`~neurofwp.analysis.compare.compare` result (all rules and both datasets),
     as PNG and SVG in ``folder``; the paths by figure name."""
-    sns.set_theme(style="ticks", context="paper")
-    return {
-        "window": window(result, folder),
-        "frequency": frequency(result, folder),
-        "model_vs_data": model_vs_data(result, folder),
-        "error_heatmap": error_heatmap(result, folder),
-        "capacity": capacity(result, folder),
-    }
+    with plotting.style():
+        return {
+            "window": window(result, folder),
+            "frequency": frequency(result, folder),
+            "model_vs_data": model_vs_data(result, folder),
+            "error_heatmap": error_heatmap(result, folder),
+            "capacity": capacity(result, folder),
+        }

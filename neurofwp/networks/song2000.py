@@ -280,25 +280,19 @@ def bimodality(final_weight: np.ndarray, edge: float = 0.2) -> float:
 
 def figure(result: xr.Dataset, path_stem: str) -> list[str]:
     """Final weight histogram, weights over time and output rate; saved as PNG and SVG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import seaborn as sns
 
-    sns.set_theme(style="ticks", context="paper")
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
-    sns.histplot(x=result.final_weight.values, bins=40, ax=axes[0], color="C0")
-    axes[0].set(xlabel="final weight / g_max", ylabel="synapses", title="weight distribution")
-    frame = result.weight.isel(synapse=slice(0, None, 25)).to_dataframe().reset_index()
-    sns.lineplot(frame, x="time", y="weight", units="synapse", estimator=None, lw=0.5, alpha=0.5, ax=axes[1])
-    axes[1].set(xlabel="time (s)", ylabel="weight / g_max", title="every 25th synapse")
-    sns.lineplot(x=result.time.values, y=result.rate.values, ax=axes[2], color="C3")
-    axes[2].set(xlabel="time (s)", ylabel="output rate (Hz)", title="postsynaptic rate")
-    sns.despine(fig)
-    fig.tight_layout()
-    paths = [f"{path_stem}.png", f"{path_stem}.svg"]
-    for path in paths:
-        fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return paths
+    from neurofwp import plotting
+
+    with plotting.style():
+        fig = plotting.figure(11, 3.2)
+        axes = fig.subplots(1, 3)
+        sns.histplot(x=result.final_weight.values, bins=40, ax=axes[0], color="C0")
+        axes[0].set(xlabel="final weight / g_max", ylabel="synapses", title="weight distribution")
+        frame = result.weight.isel(synapse=slice(0, None, 25)).to_dataframe().reset_index()
+        sns.lineplot(frame, x="time", y="weight", units="synapse", estimator=None, lw=0.5, alpha=0.5, ax=axes[1])
+        axes[1].set(xlabel="time (s)", ylabel="weight / g_max", title="every 25th synapse")
+        sns.lineplot(x=result.time.values, y=result.rate.values, ax=axes[2], color="C3")
+        axes[2].set(xlabel="time (s)", ylabel="output rate (Hz)", title="postsynaptic rate")
+        sns.despine(fig)
+    return [str(path) for path in plotting.save(fig, path_stem)]

@@ -9,6 +9,7 @@ import seaborn as sns
 import xarray as xr
 from matplotlib.figure import Figure
 
+from neurofwp import plotting
 from neurofwp.retrieval.model import parse_model
 
 __all__ = ["draw", "figure", "label"]
@@ -35,7 +36,7 @@ def draw(result: xr.Dataset, reference: pd.DataFrame | None = None) -> Figure:
     table["model"] = table["model"].map(lambda m: label(m, d_key))
     order = [label(m, d_key) for m in result.model.values]
     palette = dict(zip(order, sns.color_palette("colorblind", len(order)), strict=True))
-    fig = Figure(figsize=(6.5, 4.2))
+    fig = plotting.figure(6.5, 4.2)
     ax = fig.add_subplot()
     if reference is not None and len(reference):
         for model in result.model.values:
@@ -56,15 +57,9 @@ def draw(result: xr.Dataset, reference: pd.DataFrame | None = None) -> Figure:
         ylim=(-0.01, None),
     )
     ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
     return fig
 
 
 def figure(result: xr.Dataset, stem: str | Path, reference: pd.DataFrame | None = None) -> list[Path]:
     """Draw :func:`draw`'s figure and save it as ``stem.png`` and ``stem.svg``."""
-    stem = Path(stem)
-    fig = draw(result, reference)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
-    for path in paths:
-        fig.savefig(path, dpi=150, bbox_inches="tight")
-    return paths
+    return plotting.save(draw(result, reference), stem)
