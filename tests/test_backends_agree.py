@@ -1,10 +1,12 @@
 """Brian2 and torch, both derived from one rule definition, give the same weights."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from neurofwp import data, plasticity
-from neurofwp.plasticity import RULES
+from neurofwp.plasticity import RULES, Parameter, Rule, Trace, load_rule
 from neurofwp.protocols import make_protocol
 
 EVENT_DRIVEN = [name for name, rule in RULES.items() if not rule.clock_driven]
@@ -74,3 +76,74 @@ def test_delta_rule_on_sjostrom():  # 600 s of simulated time on a 0.1 ms grid i
 def test_many_parameter_sets_side_by_side():
     parameters = {"A3_plus": np.array([6.5e-3, 1e-2, 0.0]), "tau_y_ms": np.array([114.0, 50.0, 200.0])}
     assert_agree("triplet", data.protocols("sjostrom2001"), parameters)
+
+
+# Rules that exist only as files (tests/rules/), run by both backends from the file.
+FILE_RULES = sorted(p for p in (Path(__file__).parent / "rules").glob("*.toml") if not p.name.startswith("bad-"))
+
+
+@pytest.mark.parametrize("path", FILE_RULES, ids=[p.stem for p in FILE_RULES])
+def test_rules_from_files(path):
+    rule = load_rule(path)
+    protocols = list(ADVERSARIAL)
+    if not rule.clock_driven:  # one network: the adversarial protocols beside a bundled dataset
+        protocols += data.protocols("sjostrom2001")
+    # a second parameter set with larger amplitudes, so that weight dependence and bounds matter
+    parameters = {
+        name: np.array([rule.parameter(name).default, value])
+        for name, value in {"A_plus": 0.2, "A_minus": 0.3}.items()
+        if name in rule.parameter_names
+    }
+    assert_agree(str(path), protocols, parameters)
+
+
+def _functions_rule():
+    """A rule with one weight change per function of the language, selected by one-hot k_ parameters."""
+    terms = {"k_abs": "abs(x - c)", "k_min": "min(x, c)", "k_max": "max(x, c)"}
+    terms |= {"k_clip": "clip(x, c, 2 * c)", "k_step": "step(x - c)", "k_time": "step(tau_plus - tau_ref)"}
+    rule = Rule(
+        name="functions",
+        summary="one weight change per function of the rule language, selected by the k_ parameters",
+        parameters=(
+            *(Parameter(k, 0.0, (0.0, 1.0)) for k in terms),
+            Parameter("c", 0.5, (0.0, 1.0)),
+            Parameter("tau_plus_ms", 16.8, (1.0, 200.0)),
+            Parameter("tau_ref_ms", 10.0, (1.0, 200.0)),
+        ),
+        traces=(Trace("x", "tau_plus", "pre"),),
+        on_pre="0",
+        on_post=" + ".join(f"{k} * {term}" for k, term in terms.items()),
+    )
+    one_hot = {k: np.eye(len(terms))[i] for i, k in enumerate(terms)}  # column i: only term i
+    return rule, one_hot
+
+
+def test_functions_of_the_rule_language_on_both_backends():
+    """abs, min, max, clip and step give the same numbers in Brian2, torch and by hand."""
+    rule, one_hot = _functions_rule()
+    lags = [2, 5, 10, 20, 40]
+    protocols = [make_protocol(f"+{lag}", [0], [lag], 1, 1) for lag in lags]
+    assert_agree(rule, protocols, one_hot)
+    x = np.exp(-np.array(lags) / 16.8)[:, None]
+    by_hand = [np.abs(x - 0.5), np.minimum(x, 0.5), np.maximum(x, 0.5), np.clip(x, 0.5, 1.0), (x > 0.5) * 1.0]
+    by_hand.append(np.ones_like(x))  # step(tau_plus - tau_ref) = step(16.8 ms - 10 ms): a step of a time
+    w = plasticity.simulate(rule, protocols, one_hot)
+    np.testing.assert_allclose(w - 1.0, np.hstack(by_hand), rtol=1e-12, atol=0)
+
+
+@pytest.fixture
+def numpy_target():
+    """Brian2's numpy code generation for one test (the default is Cython where it compiles)."""
+    import brian2
+
+    before = brian2.prefs.codegen.target
+    brian2.prefs.codegen.target = "numpy"
+    yield
+    brian2.prefs.codegen.target = before
+
+
+def test_functions_in_numpy_code_generation(numpy_target):
+    rule, one_hot = _functions_rule()
+    protocols = [make_protocol(f"+{lag}", [0], [lag], 1, 1) for lag in (2, 10, 40)]
+    assert_agree(rule, protocols, one_hot)
+    assert_agree(str(Path(__file__).parent / "rules" / "stdp-capped.toml"), ADVERSARIAL)

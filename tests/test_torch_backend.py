@@ -1,5 +1,7 @@
 """The torch backend: batched over protocols and parameter sets, differentiable in every parameter."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -28,7 +30,11 @@ def nudged_defaults(rule):
     return values
 
 
-@pytest.mark.parametrize("rule_name", list(RULES))
+# Rules that exist only as files: weight-dependent depression, and a drift that reads w.
+FILE_RULES = [str(Path(__file__).parent / "rules" / f"{name}.toml") for name in ("stdp-soft", "decay")]
+
+
+@pytest.mark.parametrize("rule_name", list(RULES) + FILE_RULES, ids=lambda name: Path(name).stem)
 def test_gradcheck_every_parameter(rule_name):
     rule = get_rule(rule_name)
     start = nudged_defaults(rule)

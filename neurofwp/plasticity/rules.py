@@ -22,23 +22,18 @@ import os
 from importlib import resources
 
 from neurofwp.errors import UnknownNameError
-from neurofwp.plasticity.definition import (
-    FAMILIES,
-    Parameter,
-    Rule,
-    RuleError,
-    RuleFileError,
-    Trace,
-    check_parameter_value,
-    check_time_step,
-    load_rule,
-    rule_from_toml,
-)
 
-__all__ = [
-    "FAMILIES", "RULES", "Parameter", "Rule", "RuleError", "RuleFileError", "Trace", "check_parameter_value",
-    "check_time_step", "get_rule", "load_rule", "resolve_rule", "rule_from_toml",
-]  # fmt: skip
+# Re-exported (``X as X``): modules and users import these names from here.
+from neurofwp.plasticity.definition import FAMILIES as FAMILIES
+from neurofwp.plasticity.definition import Parameter as Parameter
+from neurofwp.plasticity.definition import Rule as Rule
+from neurofwp.plasticity.definition import RuleError as RuleError
+from neurofwp.plasticity.definition import RuleFileError as RuleFileError
+from neurofwp.plasticity.definition import Trace as Trace
+from neurofwp.plasticity.definition import check_parameter_value as check_parameter_value
+from neurofwp.plasticity.definition import check_time_step as check_time_step
+from neurofwp.plasticity.definition import load_rule as load_rule
+from neurofwp.plasticity.definition import rule_from_toml as rule_from_toml
 
 # The order in which the built-ins are listed (help texts, comparisons).
 _BUILTIN_ORDER = ("stdp", "stdp-nearest", "triplet", "triplet-nearest", "delta", "stdp-modulated")

@@ -111,7 +111,7 @@ def simulate(
     """Final weight (initial weight 1) for every protocol × parameter set, ``[P, M]``.
 
     Args:
-        rule: a rule name, a rule file's path or a :class:`~neurofwp.plasticity.rules.Rule`.
+        rule: a rule name, a rule file's path or a :class:`~neurofwp.plasticity.definition.Rule`.
         protocols: the protocols (see :mod:`neurofwp.protocols`).
         parameters: name → float, 1-d array or tensor (``M`` values: ``M`` parameter sets);
             missing names take the rule's defaults.
