@@ -48,7 +48,7 @@ from neurofwp import sweeps
 from neurofwp.errors import NeurofwpError, OutOfRangeError, UnknownNameError
 from neurofwp.plasticity import BACKENDS, get_rule, predict
 from neurofwp.plasticity.rules import check_parameter_value
-from neurofwp.protocols import Protocol, read_csv
+from neurofwp.protocols import Protocol, ProtocolError, check_sem, read_csv
 
 __all__ = ["SweepConfig", "SweepConfigError", "best", "grid_cell", "load", "parameters", "run", "select"]
 
@@ -125,6 +125,10 @@ def load(path: str | Path) -> SweepConfig:
             _fail(path, f"dataset {name!r} is neither a bundled dataset ({', '.join(bundled.list())}) nor a file")
         datasets[name] = read_csv(csv)
         sources[name] = hashlib.sha256(csv.read_bytes()).hexdigest()[:16]
+        try:  # a table with an SEM on some rows only fails here, not in every cell once the sweep runs
+            check_sem(datasets[name])
+        except ProtocolError as error:
+            _fail(path, f"dataset {name!r}: {error}")
     seeds = raw.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
         _fail(path, "seeds must be a non-empty list of integers >= 0")

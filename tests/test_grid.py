@@ -180,3 +180,15 @@ def test_grid_files_that_cannot_be_a_grid_are_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(grid, "MAX_RESULT_ENTRIES", 2 * 2 * 3 * 3 * 3 - 1)
     with pytest.raises(grid.SweepConfigError, match="108 entries per variable for 16 cells"):
         grid.load(path)
+
+
+def test_a_dataset_with_sem_on_some_rows_is_refused_when_the_file_loads(tmp_path):
+    (tmp_path / "mixed.csv").write_text(
+        "protocol,pre_times_ms,post_times_ms,repeat_hz,n_repeats,dw_percent,sem_percent\n"
+        "a,0,10,1,60,20,5\n"
+        "b,10,0,1,60,-10,\n"
+    )
+    config = tmp_path / "s.toml"
+    config.write_text('kind = "predict"\nrules = ["stdp"]\ndatasets = ["mixed.csv"]\n')
+    with pytest.raises(grid.SweepConfigError, match=r"s\.toml: dataset 'mixed\.csv': .*line 3 \(protocol 'b'\)"):
+        grid.load(config)
