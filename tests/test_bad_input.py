@@ -304,7 +304,7 @@ PLASTICITY_CASES = [
         "has no dw_percent",
     ),
     ("fit-off-grid", lambda: fit("delta", OFF_GRID, backend="brian2"), ProtocolError, "not on the 0.1 ms time grid"),
-    ("dataset-unknown", lambda: data.protocols("bipoo"), UnknownNameError, "unknown dataset 'bipoo'; choose one of"),
+    ("dataset-unknown", lambda: data.protocols("bipoo"), UnknownNameError, "unknown dataset 'bipoo'; bundled: "),
     ("dataset-not-a-name", lambda: data.load(["bipoo1998"]), UnknownNameError, "unknown dataset"),
 ]
 
