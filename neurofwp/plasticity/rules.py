@@ -35,17 +35,21 @@ from neurofwp.plasticity.definition import check_time_step as check_time_step
 from neurofwp.plasticity.definition import load_rule as load_rule
 from neurofwp.plasticity.definition import rule_from_toml as rule_from_toml
 
-# The order in which the built-ins are listed (help texts, comparisons).
+# The order in which the first built-ins are listed (help texts); any other file in
+# builtin_rules/ follows in name order, so adding a built-in rule is adding a file.
 _BUILTIN_ORDER = ("stdp", "stdp-nearest", "triplet", "triplet-nearest", "delta", "stdp-modulated")
 
 
 def _builtin_rules() -> dict[str, Rule]:
     folder = resources.files("neurofwp.plasticity").joinpath("builtin_rules")
+    names = sorted(entry.name[: -len(".toml")] for entry in folder.iterdir() if entry.name.endswith(".toml"))
+    names = [n for n in _BUILTIN_ORDER if n in names] + [n for n in names if n not in _BUILTIN_ORDER]
     rules = {}
-    for name in _BUILTIN_ORDER:
-        entry = folder.joinpath(f"{name}.toml")
-        rule = rule_from_toml(entry.read_text(encoding="utf-8"), f"neurofwp/plasticity/builtin_rules/{name}.toml")
-        assert rule.name == name, f"built-in rule file {name}.toml defines {rule.name!r}"
+    for name in names:
+        text = folder.joinpath(f"{name}.toml").read_text(encoding="utf-8")
+        rule = rule_from_toml(text, f"neurofwp/plasticity/builtin_rules/{name}.toml")
+        if rule.name != name:
+            raise RuleFileError(rule.source, "name", f"{rule.name!r} differs from the file name {name!r}")
         rules[name] = rule
     return rules
 
@@ -62,8 +66,9 @@ class UnknownRuleError(UnknownNameError):
 
 
 def resolve_rule(rule: str | os.PathLike[str] | Rule) -> Rule:
-    """The :class:`Rule` that ``rule`` names: a Rule as it is, a built-in name (``stdp``, ``stdp-nearest``,
-    ``triplet``, ``triplet-nearest``, ``delta``, ``stdp-modulated``), or the path of a rule file (TOML).
+    """The :class:`Rule` that ``rule`` names: a Rule as it is, a built-in name (a key of :data:`RULES`:
+    ``stdp``, ``stdp-nearest``, ``triplet``, ``triplet-nearest``, ``delta``, ``stdp-modulated``, ...), or
+    the path of a rule file (TOML).
 
     A built-in name wins over a file of the same name in the working directory; a text ending in
     ``.toml`` or containing a path separator is always a path. A bad file raises
