@@ -247,3 +247,24 @@ def test_the_time_step_check_is_one_function():
         check_time_step(delta, 0.1, {"tau_plus_ms": np.array([20.0, 0.05])})
     with pytest.raises(OutOfRangeError, match="tau_plus_ms can be 0.5 ms"):
         check_time_step(delta, 1.0, {"tau_plus_ms": torch.tensor([0.5], requires_grad=True)})
+
+
+BAD_LITERALS = ["5", "true", "[]", '["x"]', "[[1, 2]]", "{a = 1}", '""', '"w >"']
+
+
+@pytest.mark.parametrize("literal", BAD_LITERALS)
+def test_a_wrong_value_anywhere_is_a_rule_file_error(literal):
+    """Every line `key = value` of a good file, its value replaced: one RuleFileError naming the key, no crash."""
+    lines = (RULE_FILES / "stdp-soft.toml").read_text().splitlines()
+    for index, line in enumerate(lines):
+        if " = " not in line or line.startswith("#"):
+            continue
+        key = line.split(" = ")[0]
+        text = "\n".join([*lines[:index], f"{key} = {literal}", *lines[index + 1 :]])
+        try:
+            rule = rule_from_toml(text, "f.toml")
+        except RuleFileError as error:
+            assert "\n" not in str(error) and str(error).startswith("f.toml: ")
+            assert key in str(error) or str(error).startswith("f.toml: not valid TOML"), (key, str(error))
+        else:  # only text where text belongs can pass
+            assert isinstance(getattr(rule, key, ""), str) or key == "description", (key, literal)

@@ -239,6 +239,8 @@ def _number(rule: Rule, key: str, value: object) -> float:
 
 def _expression(rule: Rule, key: str, text: object, scope: list[str], dims: Mapping[str, Fraction]) -> Fraction:
     """Check syntax, names and units of one expression; its dimension."""
+    if not isinstance(text, str):
+        raise _fail(rule, key, f"an expression must be text, got {type(text).__name__} {text!r}")
     try:
         tree_names = language.names(cast(str, text))
     except ExpressionError as error:
@@ -310,6 +312,8 @@ def validate(rule: Rule) -> None:
         if t.name in symbols:
             raise _fail(rule, f"{key}.name", f"{t.name!r} is already the {symbols[t.name]}")
         symbols[t.name] = f"trace {t.name}"
+        if not isinstance(t.tau, str):
+            raise _fail(rule, f"{key}.tau", f"must be the name of a time parameter, got {t.tau!r}")
         if t.tau not in times:
             hint = f" (write {t.tau[:-3]!r}: expressions drop the _ms suffix)" if t.tau[:-3] in times else ""
             raise _fail(
