@@ -265,24 +265,52 @@ def fit_command(
 
 
 @main.command()
+@click.option(
+    "--rules",
+    "rule_items",
+    multiple=True,
+    metavar="RULE",
+    help="a built-in rule or a rule file (repeatable) [default: stdp, delta, stdp-modulated, stdp-gated, triplet]",
+)
+@click.option(
+    "--data",
+    "data_items",
+    multiple=True,
+    metavar="DATA",
+    help="a bundled dataset or a protocol CSV (repeatable) [default: every bundled dataset]",
+)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results", show_default=True)
 @click.option("--starts", default=3, show_default=True, help="random starts per fit")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--cv/--no-cv", default=True, show_default=True, help="leave-one-protocol-out cross-validation")
 @_parallel
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def compare(out_dir: str, starts: int, seed: int, workers: int, scheduler: str | None, progress: bool) -> None:
-    """Fit the Hebbian, delta, learned-β and triplet rules to every bundled dataset; write results, figures, report."""
+def compare(
+    rule_items: tuple[str, ...],
+    data_items: tuple[str, ...],
+    out_dir: str,
+    starts: int,
+    seed: int,
+    cv: bool,
+    workers: int,
+    scheduler: str | None,
+    progress: bool,
+) -> None:
+    """Fit rules to datasets and compare them: E, AIC/BIC, cross-validation, intervals; results, figures, report."""
 
     from neurofwp.analysis import figures, report
-    from neurofwp.analysis.compare import LABELS
+    from neurofwp.analysis.compare import DEFAULT_RULES
     from neurofwp.analysis.compare import compare as run_comparison
     from neurofwp.io import check_writable, save_netcdf
 
     folder = _output_folder(out_dir)
     check_writable(folder / "comparison.nc")
     result = run_comparison(
+        list(rule_items) or DEFAULT_RULES,
+        list(data_items) or None,
         starts=starts,
         seed=seed,
+        cross_validate=cv,
         store=str(folder / "cells_compare"),
         workers=workers,
         scheduler=scheduler,
@@ -291,15 +319,73 @@ def compare(out_dir: str, starts: int, seed: int, workers: int, scheduler: str |
     save_netcdf(result, folder / "comparison.nc")
     drawn = figures.all_figures(result, folder)
     html_path, md_path = report.write(result, folder, drawn)
-    datasets = list(result.dataset.values)
-    click.echo(f"{'fit error E':<34}" + "".join(f"{d:>16}" for d in datasets))
+    names = list(result.dataset.values)
+    width = max(len(n) for n in names) + 2
+    click.echo(f"{'E (E_cv), ΔAIC':<44}" + "".join(f"{d:>{max(width, 24)}}" for d in names))
+    delta = result.AIC - result.AIC.min("rule")
     for rule in result.rule.values:
-        click.echo(
-            f"{LABELS[rule]:<34}" + "".join(f"{float(result.E.sel(rule=rule, dataset=d)):>16.4g}" for d in datasets)
-        )
+        cells = []
+        for d in names:
+            e, e_cv, a = (float(result[v].sel(rule=rule, dataset=d)) for v in ("E", "E_cv", "AIC"))
+            cells.append(f"{e:.3g} ({e_cv:.3g}), {float(delta.sel(rule=rule, dataset=d)):+.1f}")
+        label = str(result.rule_label.sel(rule=rule).values)
+        click.echo(f"{label[:43]:<44}" + "".join(f"{c:>{max(width, 24)}}" for c in cells))
     click.echo(
-        f"saved {folder / 'comparison.nc'}, {html_path}, {md_path} and {len(drawn)} figures (PNG, SVG) in {folder}"
+        f"saved {folder / 'comparison.nc'}, {html_path}, {md_path} and "
+        f"{sum(len(p) for p in drawn.values()) // 2} figures (PNG, SVG) in {folder}"
     )
+
+
+@main.command(name="rules")
+@click.argument("rule", required=False)
+def rules_command(rule: str | None) -> None:
+    """List the built-in rules, or show one rule (a name or a rule file): equations, parameters, reference."""
+    from neurofwp.plasticity.rules import RULES, resolve_rule
+
+    if rule is None:
+        click.echo(f"{'name':<18}{'family':<14}{'label':<42}free parameters")
+        for name, item in RULES.items():
+            click.echo(f"{name:<18}{item.family:<14}{item.label[:41]:<42}{', '.join(item.free)}")
+        click.echo("neurofwp rules NAME|FILE shows one rule; a rule file is as good as a built-in (docs/rules.md)")
+        return
+    item = resolve_rule(rule)
+    click.echo(f"{item.name}: {item.label} (family: {item.family})")
+    click.echo(item.summary)
+    if item.reference:
+        click.echo(f"reference: {item.reference}")
+    click.echo("traces (d tr/dt = -tr/tau; a spike adds 1, or sets 1 when nearest-spike):")
+    for trace in item.traces:
+        reset = " (nearest-spike)" if trace.reset else ""
+        click.echo(f"  {trace.name:<10} tau = {trace.tau:<14} driven by {trace.source} spikes{reset}")
+    for name, expression in item.helpers:
+        click.echo(f"  {name} = {expression}")
+    for name, expression, unit in item.summed:
+        click.echo(f"  {name} = sum over synapses of {expression} [{unit}]")
+    click.echo(f"on a presynaptic spike:  w += {item.on_pre}")
+    click.echo(f"on a postsynaptic spike: w += {item.on_post}")
+    if item.drift:
+        click.echo(f"between spikes:          dw/dt = {item.drift}")
+    click.echo(f"{'parameter':<16}{'default':>10}  {'bounds':<20}{'unit':<6}{'free':<6}description")
+    for parameter in item.parameters:
+        low, high = parameter.bounds
+        unit = "ms" if parameter.is_time else "1"
+        free = "yes" if parameter.name in item.free else ""
+        click.echo(
+            f"{parameter.name:<16}{parameter.default:>10.4g}  {f'[{low:g}, {high:g}]':<20}{unit:<6}{free:<6}"
+            f"{parameter.description}"
+        )
+
+
+@main.command(name="data")
+def data_command() -> None:
+    """List the bundled datasets: name, protocols, preparation and citation (docs/data.md says how to add one)."""
+    from neurofwp import data
+
+    for row in data.summary():
+        click.echo(f"{row.name}  ({row.protocols} protocols; {row.preparation})")
+        click.echo(f"    {row.description}")
+        click.echo(f"    {row.citation}")
+    click.echo("every command that takes a bundled dataset takes the path of a protocol CSV too")
 
 
 @main.command()

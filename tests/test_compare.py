@@ -1,51 +1,108 @@
+"""The comparison: any rules × any datasets, model selection, figures by structure, a report made from results."""
+
 import base64
 import re
+from pathlib import Path
 
+import numpy as np
 import pytest
 import xarray as xr
 from click.testing import CliRunner
 
+from neurofwp import data
+from neurofwp.analysis.compare import protocols_of
 from neurofwp.cli import main
 
 # Every test here reads one module fixture (a full comparison run): keep them on one test worker.
 pytestmark = pytest.mark.xdist_group("compare")
 
+RULE_FILE = Path(__file__).parent / "rules" / "stdp-soft.toml"
+USER_CSV = """protocol,pre_times_ms,post_times_ms,repeat_hz,n_repeats,dw_percent,sem_percent
+pair+10ms,0,10,1,60,30,6
+pair-10ms,10,0,1,60,-20,5
+triplet-pre-post-pre,0;15,5,1,60,5,4
+"""
+USER_SIDECAR = """citation = "A. Person (2026) made-up test data"
+preparation = "test preparation"
+"""
+
 
 @pytest.fixture(scope="module")
 def comparison(tmp_path_factory):
     folder = tmp_path_factory.mktemp("results")
-    result = CliRunner().invoke(main, ["compare", "--out", str(folder), "--starts", "1", "--no-progress"])
+    (folder / "mine.csv").write_text(USER_CSV)
+    (folder / "mine.toml").write_text(USER_SIDECAR)
+    arguments = ["compare", "--out", str(folder), "--starts", "1", "--no-progress", "--workers", "1"]
+    arguments += ["--rules", "stdp", "--rules", "triplet", "--rules", str(RULE_FILE)]
+    arguments += ["--data", "bipoo1998", "--data", "sjostrom2001", "--data", "wang2005_triplets"]
+    arguments += ["--data", str(folder / "mine.csv")]
+    result = CliRunner().invoke(main, arguments)
     assert result.exit_code == 0, result.output
     return folder, result.output
 
 
-def test_comparison_dataset(comparison):
+def test_datasets_are_coordinates_and_the_triplet_rule_explains_frequency(comparison):
     folder, _ = comparison
     result = xr.load_dataset(folder / "comparison.nc")
-    assert result.E.dims == ("rule", "dataset")
-    assert list(result.rule.values) == ["stdp", "delta", "stdp-modulated", "triplet"]
+    names = ["bipoo1998", "sjostrom2001", "wang2005_triplets", str(folder / "mine.csv")]
+    assert list(result.rule.values) == ["stdp", "triplet", "stdp-soft"]  # a file rule, named by its own name
+    assert list(result.dataset.values) == names and result.E.dims == ("rule", "dataset")
+    assert not any(name in variable for variable in result.variables for name in ("bipoo", "sjostrom", "wang"))
     e = result.E.sel(dataset="sjostrom2001")
-    assert float(e.sel(rule="triplet")) <= 0.41  # the biological reference explains the frequency data
-    assert float(e.sel(rule="stdp")) == pytest.approx(10.0, abs=0.5)  # the additive pair rule cannot
-    assert float(e.sel(rule="triplet")) == float(e.min())
-    assert result.window_curve.dims == ("rule", "dt_ms") and result.window_curve.attrs["units"] == "percent"
-    capacity = result.retrieval_error
-    assert (capacity.sel(fast_rule="delta") <= capacity.sel(fast_rule="hebbian")).all()
-    assert (capacity.sel(fast_rule="delta-fitted-beta") <= capacity.sel(fast_rule="delta") + 1e-12).all()
+    assert float(e.sel(rule="triplet")) <= 0.41 and float(e.sel(rule="stdp")) == pytest.approx(10.0, abs=0.5)
+    rows = protocols_of(result, "sjostrom2001")
+    assert rows.sizes["protocol_name"] == 10
+    np.testing.assert_allclose(rows.dw_data.values, [p.dw_percent for p in data.protocols("sjostrom2001")])
+    assert "[[traces]]" in str(result.rule_definition.sel(rule="stdp-soft").values)  # what produced it
+    assert "made-up test data" in str(result.citation.sel(dataset=names[-1]).values)
 
 
-def test_figures_and_report(comparison):
+def test_model_selection_numbers_follow_from_e(comparison):
+    """k, log L, AIC and BIC by hand from E and the SEMs; the leave-one-out error is never below E."""
+    folder, _ = comparison
+    result = xr.load_dataset(folder / "comparison.nc")
+    cell = result.sel(rule="triplet", dataset="sjostrom2001")
+    sem = np.array([p.sem_percent for p in data.protocols("sjostrom2001")])
+    P, k = len(sem), 6  # the triplet rule's six default free parameters
+    log_l = -0.5 * (P * float(cell.E) + np.sum(np.log(2 * np.pi * sem**2)))
+    assert int(cell.k) == k and float(cell.log_likelihood) == pytest.approx(log_l, rel=1e-9)
+    assert float(cell.AIC) == pytest.approx(2 * k - 2 * log_l, rel=1e-9)
+    assert float(cell.BIC) == pytest.approx(k * np.log(P) - 2 * log_l, rel=1e-9)
+    bipoo = result.sel(rule="stdp", dataset="bipoo1998")  # no SEM: sigma is estimated, one more parameter
+    assert int(bipoo.k) == 3 and str(result.E_units.sel(dataset="bipoo1998").values) == "percent^2"
+    assert (result.E_cv >= result.E * (1 - 1e-9)).all()
+    np.testing.assert_allclose(np.diagonal(result.E_transfer.values, axis1=1, axis2=2), result.E.values)
+    free = result.parameter_free.sel(rule="triplet", dataset="sjostrom2001").astype(bool)
+    at_bound = result.parameter_at_bound.sel(rule="triplet", dataset="sjostrom2001")[free]
+    low = result.parameter_ci95_low.sel(rule="triplet", dataset="sjostrom2001")[free]
+    assert (np.isnan(low.values) | (at_bound.values == 0)).all()  # no interval is claimed at a bound
+
+
+def test_figures_follow_the_protocols_and_the_report_follows_the_results(comparison):
     folder, output = comparison
-    for stem in ("window", "frequency", "model_vs_data", "error_heatmap", "capacity"):
+    for stem in (
+        "data_bipoo1998",
+        "data_sjostrom2001",
+        "data_wang2005_triplets",
+        "model_vs_data",
+        "error_heatmap",
+        "delta_aic",
+        "parameters",
+        "transfer_0",
+        "capacity",
+    ):
         png = (folder / f"{stem}.png").read_bytes()
-        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000, stem
         assert (folder / f"{stem}.svg").read_text().lstrip().startswith("<?xml")
+    result = xr.load_dataset(folder / "comparison.nc")
+    assert list(result.structure.values) == ["window", "frequency", "protocols", "protocols"]
     page = (folder / "report.html").read_text()
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
-    assert len(images) == 5 and all(base64.b64decode(i)[:4] == b"\x89PNG" for i in images)
-    assert (
-        "<table>" in page and "triplet (biological reference)" in page and "http" not in page.replace("http-equiv", "")
-    )
+    assert len(images) >= 10 and all(base64.b64decode(i)[:4] == b"\x89PNG" for i in images)
+    assert "http" not in page.replace("http-equiv", "")
     markdown = (folder / "report.md").read_text()
-    assert "| rule | bipoo1998 | sjostrom2001 |" in markdown and "![window](window.png)" in markdown
-    assert "fit error E" in output
+    # Only what was compared is named: no built-in rule or bundled dataset that was not part of it.
+    for absent in ("modulated STDP", "gated STDP", "sjostrom2001_synchronous", "wang2005_quadruplets"):
+        assert absent not in markdown, absent
+    assert "soft-bound" in markdown and "ΔAIC" in markdown
+    assert "E (E_cv), ΔAIC" in output and "soft-bound" in output

@@ -1,14 +1,27 @@
-"""Compare artificial and biological update rules on the bundled plasticity data.
+r"""Compare plasticity rules on protocol datasets: fits, model selection, uncertainty, transfer.
 
-For every rule (the Hebbian ``stdp``, the ``delta`` rule, the learned-learning-rate
-``stdp-modulated`` and the biological reference ``triplet``) and every dataset, the rule
-is fitted (:func:`neurofwp.fit.fit`) and its error E, parameters and predictions are
-collected into one Dataset, with the fitted rules' STDP windows and frequency curves for
-the figures, and the fast-weight capacity curve of the tensor rules beside them.
+Any rules (built-in names, rule files or :class:`~neurofwp.plasticity.Rule` objects) and
+any protocol datasets (bundled names or CSV paths) are resolved once, here, and every
+rule × dataset pair is fitted (:func:`neurofwp.fit.fit`) as one cell of a
+:mod:`neurofwp.sweeps` sweep. A cell also holds what judges the fit:
+
+- k, log L, AIC, AICc and BIC (formulas in :func:`neurofwp.fit.information_criteria`),
+- the leave-one-protocol-out error :math:`E_\text{CV}` (:func:`neurofwp.analysis.selection.loo_cv`),
+- per-parameter at-bound flags and Laplace 95 % intervals,
+- the fitted rule's prediction of every other dataset (:math:`E_{AB}`, parameters from A, data B),
+- dense curves for datasets that are a timing window or a frequency series
+  (:mod:`neurofwp.analysis.structure`).
+
+In the result every dataset is a coordinate value, never part of a variable name:
+per-protocol variables share one ``protocol`` dim whose ``protocol_dataset`` coordinate
+says which dataset a row belongs to (:func:`protocols_of` selects them), and curves share a
+``curve_point`` dim in the same way.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,132 +30,151 @@ import xarray as xr
 import neurofwp
 from neurofwp import data as datasets
 from neurofwp import sweeps
+from neurofwp.analysis import structure as structures
 from neurofwp.analysis.capacity import retrieval_curve
+from neurofwp.errors import NeurofwpError
 from neurofwp.fit import fit
-from neurofwp.plasticity import get_rule, torch_backend
-from neurofwp.protocols import make_protocol
+from neurofwp.plasticity import resolve_rule, simulate
+from neurofwp.plasticity.rules import Rule
+from neurofwp.protocols import ProtocolTable
 
-RULES = ("stdp", "delta", "stdp-modulated", "triplet")
-DATASETS = ("bipoo1998", "sjostrom2001")
-LABELS = {
-    "stdp": "Hebbian (pair STDP)",
-    "delta": "delta rule",
-    "stdp-modulated": "learned β (modulated STDP)",
-    "triplet": "triplet (biological reference)",
-}
-WINDOW_DT_MS = np.round(np.arange(-100.0, 100.01, 1.0), 1)
-FREQUENCIES_HZ = np.array([0.1, 1, 2, 5, 10, 20, 25, 40, 50])  # periods on the 0.1 ms grid
+__all__ = ["DEFAULT_RULES", "compare", "protocols_of", "fit_cell"]
+
+#: The default comparison: a Hebbian, the delta, two learned-learning-rate and the biological reference rule.
+DEFAULT_RULES = ("stdp", "delta", "stdp-modulated", "stdp-gated", "triplet")
+Z95 = 1.959963984540054
 
 
-def _window_protocols():
-    return [
-        make_protocol(f"{dt:+.1f}", [0.0] if dt >= 0 else [-dt], [dt] if dt >= 0 else [0.0], 1.0, 60)
-        for dt in WINDOW_DT_MS
-    ]
+def _rule_digest(rule: Rule) -> str:
+    return hashlib.sha256(rule.to_toml().encode()).hexdigest()[:16]
 
 
-def _frequency_protocols():
-    return [
-        make_protocol(f"{sign}{hz}", [0.0] if sign == "+" else [10.0], [10.0] if sign == "+" else [0.0], hz, 60)
-        for sign in "+-"
-        for hz in FREQUENCIES_HZ
-    ]
+def _table_digest(table: ProtocolTable) -> str:
+    return hashlib.sha256(repr(list(table)).encode()).hexdigest()[:16]
 
 
-def fit_cell(coords: dict, *, starts: int, seed: int) -> dict:
-    """Sweep task: fit ``coords["rule"]`` to the bundled dataset ``coords["dataset"]``; curves for the figures."""
-    rule, name = coords["rule"], coords["dataset"]
-    protocols = datasets.protocols(name)
-    result = fit(rule, protocols, starts=starts, seed=seed, show_progress=False)
-    fitted = {p: result.attrs[f"param_{p}"] for p in get_rule(rule).parameter_names}
-    cell = {
+def _parameters(result: xr.Dataset, rule: Rule) -> dict[str, float]:
+    return {name: float(result.attrs[f"param_{name}"]) for name in rule.parameter_names}
+
+
+def _model_percent(rule: Rule, protocols, parameters: dict[str, float]) -> np.ndarray:
+    return 100.0 * (simulate(rule, list(protocols), parameters)[:, 0] - 1.0)
+
+
+def _error(model: np.ndarray, table: ProtocolTable) -> float:
+    measured = [(p.dw_percent, p.sem_percent) for p in table]
+    data = np.array([d if d is not None else np.nan for d, _ in measured], dtype=float)
+    sem = np.array([s if s is not None else np.nan for _, s in measured], dtype=float)
+    scale = sem if np.all(np.isfinite(sem[np.isfinite(data)])) else np.ones_like(data)
+    keep = np.isfinite(data)
+    return float(np.mean(((data[keep] - model[keep]) / scale[keep]) ** 2))
+
+
+def fit_cell(
+    coords: dict, *, rules: dict[str, Rule], tables: dict[str, ProtocolTable], starts: int, seed: int, cv: bool
+) -> dict:
+    """Sweep task: fit ``coords["rule"]`` to ``coords["dataset"]`` and judge the fit (see the module docstring)."""
+    rule, table = rules[coords["rule"]], tables[coords["dataset"]]
+    result = fit(rule, table, starts=starts, seed=seed, show_progress=False)
+    fitted = _parameters(result, rule)
+    free = list(result.parameter.values)
+    cell: dict = {
         "E": result.attrs["E"],
         "parameters": fitted,
-        "free": result.attrs["free"].split(),
+        "free": free,
         "dw_model": result.dw_percent_model.values.tolist(),
-        "dw_data": result.dw_percent.values.tolist(),
-        "repeat_hz": result.repeat_hz.values.tolist(),
-        "protocol_names": result.protocol.values.astype(str).tolist(),
+        **{key: result.attrs[key] for key in ("k", "log_likelihood", "AIC", "AICc", "BIC")},
+        "at_bound": result.at_bound.values.tolist(),
+        "ci95_low": result.ci95_low.values.tolist(),
+        "ci95_high": result.ci95_high.values.tolist(),
+        "laplace_status": [str(s) for s in result.laplace_status.values],
     }
-    for variable in ("sem_percent", "dt_ms"):
-        if variable in result:
-            cell[variable] = result[variable].values.tolist()
-    if name == "bipoo1998":
-        cell["window_curve"] = (
-            100 * (torch_backend.simulate(rule, _window_protocols(), fitted).numpy()[:, 0] - 1)
-        ).tolist()
-    if name == "sjostrom2001":
-        curve = 100 * (torch_backend.simulate(rule, _frequency_protocols(), fitted).numpy()[:, 0] - 1)
-        cell["frequency_curve"] = curve.reshape(2, len(FREQUENCIES_HZ)).tolist()
+    if cv and len(table) > 2:
+        from neurofwp.analysis.selection import loo_cv
+
+        # Warm-started at the full fit, one start per fold: each fold's optimum lies near it.
+        folds = loo_cv(rule, table, free=free, starts=1, seed=seed, start=fitted)
+        cell["E_cv"] = folds.attrs["E_cv"]
+        cell["dw_cv"] = folds.dw_percent_cv.values.tolist()
+    cell["E_on"] = {
+        other: _error(_model_percent(rule, tables[other], fitted), tables[other])
+        for other in tables
+        if other != coords["dataset"]
+    }
+    x, protocols = structures.curve_protocols(structures.classify(table))
+    if protocols:
+        cell["curve"] = _model_percent(rule, protocols, fitted).tolist()
     return cell
 
 
+def _resolve(rules, data_sources) -> tuple[dict[str, Rule], dict[str, ProtocolTable], dict[str, datasets.DatasetInfo]]:
+    resolved_rules: dict[str, Rule] = {}
+    for item in rules:
+        rule = resolve_rule(item)
+        if rule.name in resolved_rules and resolved_rules[rule.name] != rule:
+            raise NeurofwpError(f"two different rules are called {rule.name!r}; rename one of them")
+        resolved_rules[rule.name] = rule
+    tables: dict[str, ProtocolTable] = {}
+    infos: dict[str, datasets.DatasetInfo] = {}
+    for source in data_sources:
+        table, infos[str(source)] = datasets.resolve(source), datasets.info(source)
+        if table.name in tables:
+            raise NeurofwpError(f"dataset {table.name!r} is given twice")
+        if not any(p.dw_percent is not None for p in table):
+            raise NeurofwpError(f"dataset {table.name!r} has no measured dw_percent to compare with")
+        tables[table.name] = table
+    if not resolved_rules or not tables:
+        raise NeurofwpError("a comparison needs at least one rule and one dataset")
+    return (
+        resolved_rules,
+        tables,
+        {table.name: infos[str(source)] for source, table in zip(data_sources, tables.values(), strict=True)},
+    )
+
+
 def compare(
-    rules: Sequence[str] = RULES,
-    dataset_names: Sequence[str] = DATASETS,
+    rules: Sequence[str | os.PathLike[str] | Rule] = DEFAULT_RULES,
+    data: Sequence[str | os.PathLike[str]] | None = None,
     *,
     starts: int = 3,
     seed: int = 0,
+    cross_validate: bool = True,
     capacity_pairs: Sequence[int] = (8, 16, 32, 48, 64, 96, 128, 192, 256),
     store: str | None = None,
     workers: int = 1,
     scheduler: str | None = None,
     show_progress: bool = True,
 ) -> xr.Dataset:
-    """Fit every rule to every dataset; E, parameters, predictions, curves and the capacity curve.
+    """Fit every rule to every dataset (default: :data:`DEFAULT_RULES` × every bundled dataset).
 
     The rule × dataset fits are independent cells of a :mod:`neurofwp.sweeps` sweep: they
     run in this process, on ``workers`` local processes or on a dask ``scheduler``, and
-    with ``store`` (a folder) finished fits are kept and skipped on a rerun.
+    with ``store`` (a folder) finished fits are kept and skipped on a rerun (a store made
+    with other rules, data or settings is refused).
     """
-    rules, dataset_names = [get_rule(r).name for r in rules], list(dataset_names)
-    for name in dataset_names:
-        datasets.protocols(name)  # unknown names fail here, before any work
-    all_parameters = sorted({p.name for r in rules for p in get_rule(r).parameters})
-    errors = np.full((len(rules), len(dataset_names)), np.nan)
-    params = np.full((len(rules), len(dataset_names), len(all_parameters)), np.nan)
-    free = np.zeros_like(params, dtype=bool)
-    variables: dict[str, tuple] = {}
-    window_curves = np.full((len(rules), len(WINDOW_DT_MS)), np.nan)
-    frequency_curves = np.full((len(rules), 2, len(FREQUENCIES_HZ)), np.nan)
-
-    options = {"starts": starts, "seed": seed}
-    cells = [{"rule": rule, "dataset": name} for name in dataset_names for rule in rules]
-    cell_store = sweeps.CellStore(store, options) if store is not None else None
+    rule_objects, tables, infos = _resolve(rules, datasets.list() if data is None else list(data))
+    rule_names, names = list(rule_objects), list(tables)
+    options = {"starts": starts, "seed": seed, "cv": bool(cross_validate)}
+    config = {
+        **options,
+        "rules": {n: _rule_digest(r) for n, r in rule_objects.items()},
+        "datasets": {n: _table_digest(t) for n, t in tables.items()},
+    }
+    cells = [{"rule": rule, "dataset": name} for name in names for rule in rule_names]
+    cell_store = sweeps.CellStore(store, config) if store is not None else None
     results = sweeps.run(
-        fit_cell, cells, store=cell_store, workers=workers, scheduler=scheduler, progress=show_progress,
-        desc="compare", **options,
-    )  # fmt: skip
-    for coords, cell in zip(cells, results, strict=True):
-        r, d = rules.index(coords["rule"]), dataset_names.index(coords["dataset"])
-        name = coords["dataset"]
-        errors[r, d] = cell["E"]
-        for i, parameter in enumerate(all_parameters):
-            if parameter in cell["parameters"]:
-                params[r, d, i] = cell["parameters"][parameter]
-                free[r, d, i] = parameter in cell["free"]
-        dim = f"protocol_{name}"
-        key = f"dw_model_{name}"
-        if key not in variables:
-            count = len(cell["dw_data"])
-            variables[key] = (
-                ("rule", dim),
-                np.full((len(rules), count), np.nan),
-                {"units": "percent", "long_name": f"fitted prediction on {name}"},
-            )
-            variables[f"dw_data_{name}"] = (dim, np.array(cell["dw_data"]), {"units": "percent"})
-            if "sem_percent" in cell:
-                variables[f"sem_{name}"] = (dim, np.array(cell["sem_percent"]), {"units": "percent"})
-            if "dt_ms" in cell:
-                variables[f"dt_ms_{name}"] = (dim, np.array(cell["dt_ms"]), {"units": "ms"})
-            variables[f"repeat_hz_{name}"] = (dim, np.array(cell["repeat_hz"]), {"units": "Hz"})
-            variables[f"protocol_names_{name}"] = (dim, np.array(cell["protocol_names"]))
-        variables[key][1][r] = cell["dw_model"]
-        if "window_curve" in cell:
-            window_curves[r] = cell["window_curve"]
-        if "frequency_curve" in cell:
-            frequency_curves[r] = cell["frequency_curve"]
-
+        fit_cell,
+        cells,
+        store=cell_store,
+        workers=workers,
+        scheduler=scheduler,
+        progress=show_progress,
+        desc="compare",
+        rules=rule_objects,
+        tables=tables,
+        **options,
+    )
+    result = _gather(rule_objects, tables, infos, cells, results)
     capacity = retrieval_curve(
         capacity_pairs,
         d_key=64,
@@ -152,50 +184,186 @@ def compare(
         show_progress=False,
         fitted_beta=True,
     )
-    result = xr.Dataset(
-        {
-            "E": (
-                ("rule", "dataset"),
-                errors,
-                {
-                    "units": "1",
-                    "long_name": "fit error E",
-                    "description": "mean squared SEM-normalised error (sjostrom2001); "
-                    "mean squared error in percent^2 without SEM (bipoo1998)",
-                },
-            ),
-            "parameter_value": (("rule", "dataset", "parameter"), params, {"long_name": "fitted or fixed value"}),
-            "parameter_free": (("rule", "dataset", "parameter"), free.astype(np.int8), {"units": "1"}),
-            "window_curve": (
-                ("rule", "dt_ms"),
-                window_curves,
-                {"units": "percent", "long_name": "60 pairings at 1 Hz, rule fitted to bipoo1998"},
-            ),
-            "frequency_curve": (
-                ("rule", "pairing", "frequency_hz"),
-                frequency_curves,
-                {"units": "percent", "long_name": "60 pairs at ±10 ms, rule fitted to sjostrom2001"},
-            ),
-            "retrieval_error": capacity.mean("seed").sel(feature_map="identity", drop=True).rename(rule="fast_rule"),
-            **{k: v for k, v in variables.items()},
-        },
-        coords={
-            "rule": rules,
-            "dataset": dataset_names,
-            "parameter": all_parameters,
-            "dt_ms": ("dt_ms", WINDOW_DT_MS, {"units": "ms", "long_name": "t_post - t_pre"}),
-            "pairing": ["+10 ms", "-10 ms"],
-            "frequency_hz": ("frequency_hz", FREQUENCIES_HZ, {"units": "Hz"}),
-        },
-        attrs={
-            "starts": starts,
-            "seed": seed,
-            "neurofwp_version": neurofwp.__version__,
-            "rules": " ".join(rules),
-            "datasets": " ".join(dataset_names),
-        },
-    )
+    result["retrieval_error"] = capacity.mean("seed").sel(feature_map="identity", drop=True).rename(rule="fast_rule")
     result["retrieval_error"].attrs.update(
         {"units": "1", "long_name": "relative retrieval error, identity keys, Dk = 64"}
     )
+    result.attrs.update(
+        {
+            "starts": starts,
+            "seed": seed,
+            "cross_validated": str(bool(cross_validate)),
+            "neurofwp_version": neurofwp.__version__,
+            "rules": " ".join(rule_names),
+            "datasets": " ".join(names),
+        }
+    )
     return result
+
+
+def _gather(rules: dict[str, Rule], tables: dict[str, ProtocolTable], infos, cells, results) -> xr.Dataset:
+    rule_names, names = list(rules), list(tables)
+    R, D = len(rule_names), len(names)
+    parameters = list(dict.fromkeys(p for r in rules.values() for p in r.parameter_names))
+    N = len(parameters)
+    per_fit = {key: np.full((R, D), np.nan) for key in ("E", "E_cv", "k", "log_likelihood", "AIC", "AICc", "BIC")}
+    value = np.full((R, D, N), np.nan)
+    free = np.zeros((R, D, N), dtype=np.int8)
+    bound = np.zeros((R, D, N), dtype=np.int8)
+    low, high = np.full((R, D, N), np.nan), np.full((R, D, N), np.nan)
+    status = np.full((R, D, N), "", dtype=object)
+    transfer = np.full((R, D, D), np.nan)
+
+    rows = [(name, p) for name in names for p in tables[name]]
+    P = len(rows)
+    offsets = {name: sum(len(tables[n]) for n in names[: names.index(name)]) for name in names}
+    dw_model, dw_cv = np.full((R, P), np.nan), np.full((R, P), np.nan)
+    curve_meta: list[tuple[str, float, float]] = []
+    curve_offset: dict[str, int] = {}
+    kinds = {}
+    for name in names:
+        kind = structures.classify(tables[name])
+        kinds[name] = kind.kind
+        x, protocols = structures.curve_protocols(kind)
+        curve_offset[name] = len(curve_meta)
+        if kind.kind == "window":
+            curve_meta += [(name, float(t), kind.rates_hz[0]) for t in x]
+        elif kind.kind == "frequency":
+            curve_meta += [(name, float(t), float(r)) for t, r in x]
+    curve = np.full((R, len(curve_meta)), np.nan)
+
+    for coords, cell in zip(cells, results, strict=True):
+        r, d = rule_names.index(coords["rule"]), names.index(coords["dataset"])
+        name = coords["dataset"]
+        for key in per_fit:
+            per_fit[key][r, d] = cell.get(key, np.nan)
+        for i, parameter in enumerate(parameters):
+            if parameter in cell["parameters"]:
+                value[r, d, i] = cell["parameters"][parameter]
+            if parameter in cell["free"]:
+                j = cell["free"].index(parameter)
+                free[r, d, i] = 1
+                bound[r, d, i] = cell["at_bound"][j]
+                low[r, d, i], high[r, d, i] = cell["ci95_low"][j], cell["ci95_high"][j]
+                status[r, d, i] = cell["laplace_status"][j]
+        start = offsets[name]
+        dw_model[r, start : start + len(tables[name])] = cell["dw_model"]
+        if "dw_cv" in cell:
+            dw_cv[r, start : start + len(tables[name])] = cell["dw_cv"]
+        transfer[r, d, d] = cell["E"]
+        for other, error in cell["E_on"].items():
+            transfer[r, d, names.index(other)] = error
+        if "curve" in cell:
+            c = curve_offset[name]
+            curve[r, c : c + len(cell["curve"])] = cell["curve"]
+
+    def measured(attribute: str) -> np.ndarray:
+        return np.array([np.nan if getattr(p, attribute) is None else getattr(p, attribute) for _, p in rows])
+
+    has_sem = {name: all(p.sem_percent is not None for p in tables[name] if p.dw_percent is not None) for name in names}
+    e_units = ["1" if has_sem[n] else "percent^2" for n in names]
+    fit_dims, parameter_dims = ("rule", "dataset"), ("rule", "dataset", "parameter")
+    criteria = "k, log L and the criteria per neurofwp.fit.information_criteria (docs/fitting.md)"
+    variables = {
+        "E": (fit_dims, per_fit["E"], {"long_name": "fit error E", "units": "see E_units (per dataset)"}),
+        "E_cv": (fit_dims, per_fit["E_cv"], {"long_name": "leave-one-protocol-out error", "units": "as E"}),
+        "k": (fit_dims, per_fit["k"], {"long_name": "number of estimated parameters", "units": "1"}),
+        "log_likelihood": (fit_dims, per_fit["log_likelihood"], {"units": "1", "description": criteria}),
+        "AIC": (fit_dims, per_fit["AIC"], {"units": "1", "long_name": "2k - 2 log L"}),
+        "AICc": (fit_dims, per_fit["AICc"], {"units": "1", "long_name": "AIC + 2k(k+1)/(P-k-1)"}),
+        "BIC": (fit_dims, per_fit["BIC"], {"units": "1", "long_name": "k ln P - 2 log L"}),
+        "parameter_value": (
+            parameter_dims,
+            value,
+            {"long_name": "fitted or fixed value", "units": "see parameter_units"},
+        ),
+        "parameter_free": (parameter_dims, free, {"units": "1"}),
+        "parameter_at_bound": (
+            parameter_dims,
+            bound,
+            {
+                "units": "1",
+                "flag_values": np.array([-1, 0, 1], np.int8),
+                "flag_meanings": "lower_bound inside upper_bound",
+            },
+        ),
+        "parameter_ci95_low": (
+            parameter_dims,
+            low,
+            {"units": "see parameter_units", "long_name": "Laplace 95 % interval, lower end"},
+        ),
+        "parameter_ci95_high": (
+            parameter_dims,
+            high,
+            {"units": "see parameter_units", "long_name": "Laplace 95 % interval, upper end"},
+        ),
+        "laplace_status": (parameter_dims, status.astype(str), {"meanings": "ok; at bound; singular; empty: not free"}),
+        "E_transfer": (
+            ("rule", "dataset", "predicted"),
+            transfer,
+            {
+                "long_name": "E on the predicted dataset with the parameters fitted on dataset",
+                "units": "see E_units of the predicted dataset",
+            },
+        ),
+        "dw_data": ("protocol", measured("dw_percent"), {"units": "percent", "long_name": "measured weight change"}),
+        "sem": ("protocol", measured("sem_percent"), {"units": "percent", "long_name": "standard error of the mean"}),
+        "dw_model": (("rule", "protocol"), dw_model, {"units": "percent", "long_name": "fitted prediction"}),
+        "dw_cv": (
+            ("rule", "protocol"),
+            dw_cv,
+            {"units": "percent", "long_name": "prediction of the protocol by the fit without it"},
+        ),
+        "curve": (("rule", "curve_point"), curve, {"units": "percent", "long_name": "fitted rule on dense protocols"}),
+        "rule_definition": ("rule", [rules[n].to_toml() for n in rule_names]),
+        "rule_label": ("rule", [rules[n].label for n in rule_names]),
+        "rule_family": ("rule", [rules[n].family for n in rule_names]),
+        "citation": ("dataset", [tables[n].citation or infos[n].citation for n in names]),
+        "preparation": ("dataset", [infos[n].preparation for n in names]),
+        "structure": ("dataset", [kinds[n] for n in names]),
+    }
+    units = []
+    for parameter in parameters:
+        owner = next(r for r in rules.values() if parameter in r.parameter_names)
+        units.append("ms" if owner.parameter(parameter).is_time else "1")
+    coords = {
+        "rule": rule_names,
+        "dataset": names,
+        "predicted": names,
+        "parameter": parameters,
+        "parameter_units": ("parameter", units),
+        "E_units": ("dataset", e_units),
+        "n_protocols": ("dataset", [len(tables[n]) for n in names]),
+        "protocol": [f"{name}/{p.name}" for name, p in rows],
+        "protocol_dataset": ("protocol", [name for name, _ in rows]),
+        "protocol_name": ("protocol", [p.name for _, p in rows]),
+        "curve_point": np.arange(len(curve_meta)),
+        "curve_dataset": ("curve_point", [m[0] for m in curve_meta]),
+        "curve_timing_ms": ("curve_point", [m[1] for m in curve_meta], {"units": "ms", "long_name": "t_post - t_pre"}),
+        "curve_rate_hz": ("curve_point", [m[2] for m in curve_meta], {"units": "Hz", "long_name": "repetition rate"}),
+    }
+    result = xr.Dataset(variables, coords=coords)
+    for name in ("timing_ms", "rate_hz", "n_repeats"):
+        result[f"protocol_{name}"] = (
+            "protocol",
+            [_describe(p, name) for _, p in rows],
+            {"units": {"timing_ms": "ms", "rate_hz": "Hz", "n_repeats": "1"}[name]},
+        )
+    return result
+
+
+def _describe(protocol, what: str) -> float:
+    if what == "rate_hz":
+        return float(protocol.repeat_hz)
+    if what == "n_repeats":
+        return float(protocol.n_repeats)
+    single = len(protocol.pre_times_ms) == 1 and len(protocol.post_times_ms) == 1
+    return float(protocol.post_times_ms[0] - protocol.pre_times_ms[0]) if single else float("nan")
+
+
+def protocols_of(result: xr.Dataset, dataset: str) -> xr.Dataset:
+    """The per-protocol rows of one dataset, indexed by the protocol's own name."""
+    rows = result.protocol_dataset == dataset
+    part = result.drop_dims(["curve_point"], errors="ignore").isel(protocol=np.flatnonzero(rows.values))
+    part = part[[v for v in part.data_vars if "protocol" in part[v].dims]]
+    return part.swap_dims(protocol="protocol_name").drop_vars("protocol")

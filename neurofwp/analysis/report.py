@@ -1,4 +1,10 @@
-"""The comparison report: a self-contained HTML page (figures embedded) and a Markdown twin."""
+r"""The comparison report: a self-contained HTML page (figures embedded) and a Markdown twin.
+
+Every sentence is generated from the results: which rule fits each dataset best, whether
+its lower error is worth its parameters (ΔAIC, ΔBIC, leave-one-out error), which fitted
+parameters ended at a bound, how far fits transfer between datasets of one preparation.
+No sentence names a rule or a dataset unless the results put it there.
+"""
 
 from __future__ import annotations
 
@@ -9,130 +15,237 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from neurofwp.analysis.compare import LABELS
 from neurofwp.analysis.figures import FAST_LABELS
 
+#: ΔAIC above which the rule with the lower AIC is clearly preferred (Burnham & Anderson 2002: > 10 "essentially none").
+CLEAR_DELTA = 10.0
+#: ΔAIC below which two rules are not distinguished (Burnham & Anderson 2002: ≤ 2 "substantial support").
+TIE_DELTA = 2.0
 
-def _interpretation(result: xr.Dataset) -> list[str]:
+
+def _label(result: xr.Dataset, rule) -> str:
+    return str(result.rule_label.sel(rule=rule).values)
+
+
+def _dataset_summary(result: xr.Dataset, dataset: str) -> str:
+    cell = result.sel(dataset=dataset)
+    e = cell.E.to_series().sort_values()
+    best_e = e.index[0]
+    units = str(cell.E_units.values)
+    aic = (cell.AIC - cell.AIC.min()).to_series().sort_values()
+    best_aic = aic.index[0]
+    text = (
+        f"{dataset} ({int(cell.n_protocols)} protocols, E in {'SEM units' if units == '1' else 'percent²'}): "
+        f"{_label(result, best_e)} has the lowest E ({e.iloc[0]:.3g}, k = {int(cell.k.sel(rule=best_e))})"
+    )
+    if best_aic == best_e:
+        runner = aic.index[1] if len(aic) > 1 else None
+        if runner is not None:
+            gap = float(aic.iloc[1])
+            verdict = (
+                "a clear preference"
+                if gap > CLEAR_DELTA
+                else "the two are not distinguished"
+                if gap <= TIE_DELTA
+                else "a moderate preference"
+            )
+            text += (
+                f" and the lowest AIC, ahead of {_label(result, runner)} by ΔAIC = {gap:.1f} "
+                f"(k = {int(cell.k.sel(rule=runner))}): {verdict}"
+            )
+    else:
+        text += (
+            f", but its extra parameters do not pay: {_label(result, best_aic)} has the lowest AIC "
+            f"(k = {int(cell.k.sel(rule=best_aic))}; ΔAIC of the lowest-E rule {float(aic[best_e]):.1f})"
+        )
+    if "E_cv" in cell and np.isfinite(cell.E_cv.values).any():
+        cv = cell.E_cv.to_series().dropna().sort_values()
+        text += (
+            f". Leave-one-out, {_label(result, cv.index[0])} predicts held-out protocols best (E_cv = {cv.iloc[0]:.3g})"
+        )
+        if cv.index[0] != best_e:
+            text += f", not {_label(result, best_e)} (E_cv = {float(cell.E_cv.sel(rule=best_e)):.3g})"
+    return text + "."
+
+
+def _bounds(result: xr.Dataset) -> list[str]:
     lines = []
-    for name in result.dataset.values:
-        errors = result.E.sel(dataset=name).to_series().sort_values()
-        best, worst = errors.index[0], errors.index[-1]
-        ratio = errors.iloc[-1] / errors.iloc[0]
+    flags = result.parameter_at_bound
+    for rule in result.rule.values:
+        hits = []
+        for dataset in result.dataset.values:
+            names = [str(p) for p in result.parameter.values if int(flags.sel(rule=rule, dataset=dataset, parameter=p))]
+            if names:
+                hits.append(f"{', '.join(names)} on {dataset}")
+        if hits:
+            lines.append(f"{_label(result, rule)} ends at a bound for {'; '.join(hits)}: no interval is given there.")
+    return lines
+
+
+def _transfer(result: xr.Dataset) -> list[str]:
+    lines = []
+    preparations = result.preparation.to_series()
+    for preparation, count in preparations.value_counts().items():
+        if count < 2 or not preparation:
+            continue
+        names = list(preparations[preparations == preparation].index)
+        ratios = {}
+        for rule in result.rule.values:
+            m = result.E_transfer.sel(rule=rule, dataset=names, predicted=names).values
+            own = np.diag(m)
+            off = [m[a, b] / own[b] for a in range(len(names)) for b in range(len(names)) if a != b]
+            ratios[rule] = float(np.exp(np.mean(np.log(off))))
+        best = min(ratios, key=ratios.__getitem__)
+        worst = max(ratios, key=ratios.__getitem__)
         lines.append(
-            f"On {name}, {LABELS[best]} fits best (E = {errors.iloc[0]:.3g}) and {LABELS[worst]} worst "
-            f"(E = {errors.iloc[-1]:.3g}, {ratio:.1f}x higher)."
+            f"Within {preparation} ({', '.join(names)}), parameters fitted on one dataset predict the others "
+            f"best with {_label(result, best)} (E {ratios[best]:.2g}x its own fit's, geometric mean) and worst with "
+            f"{_label(result, worst)} ({ratios[worst]:.2g}x)."
         )
-    if "sjostrom2001" in result.dataset.values:
-        e = result.E.sel(dataset="sjostrom2001")
-        lines.append(
-            "The frequency dependence of Sjöström et al. (2001) separates the rules: an additive pair rule "
-            f"(E = {float(e.sel(rule='stdp')):.3g}) has no memory beyond one pair, so its change per pairing does not "
-            "grow with frequency; the triplet rule's slow postsynaptic trace (a second factor gating potentiation) "
-            f"captures it (E = {float(e.sel(rule='triplet')):.3g}). A learning rate driven by slow activity traces "
-            f"(learned β, E = {float(e.sel(rule='stdp-modulated')):.3g}) and the error-correcting delta rule "
-            f"(E = {float(e.sel(rule='delta')):.3g}) sit in between: scaling both amplitudes by one β cannot turn "
-            "depression at -10 ms into the potentiation seen at 40-50 Hz."
-        )
-    if "bipoo1998" in result.dataset.values:
-        lines.append(
-            "The Bi & Poo window (single pairings at 1 Hz) barely separates pair, triplet and modulated rules, "
-            "which coincide when traces do not overlap; the delta rule's prediction term depresses after every "
-            "presynaptic spike regardless of timing, which the window contradicts."
-        )
+    return lines
+
+
+def _capacity(result: xr.Dataset) -> list[str]:
+    if "retrieval_error" not in result:
+        return []
     capacity = result.retrieval_error
     at = int(capacity.n_pairs.sel(n_pairs=128, method="nearest"))
-    lines.append(
-        f"On the artificial side, storing S = {at} random associations in a 64 × 64 fast weight matrix "
-        f"leaves a relative retrieval error of {float(capacity.sel(fast_rule='hebbian', n_pairs=at)):.2f} "
-        "with the additive (Hebbian) rule, "
-        f"{float(capacity.sel(fast_rule='delta', n_pairs=at)):.2f} with the delta rule and "
-        f"{float(capacity.sel(fast_rule='delta-fitted-beta', n_pairs=at)):.2f} with a fitted learning rate: "
-        "the same ordering by which error correction and a controlled learning rate beat pure addition."
-    )
-    return lines
+    values = {rule: float(capacity.sel(fast_rule=rule, n_pairs=at)) for rule in capacity.fast_rule.values}
+    order = sorted(values, key=values.__getitem__)
+    listed = ", ".join(f"{FAST_LABELS.get(r, r)} {values[r]:.2f}" for r in order)
+    return [
+        f"Fast weights: storing S = {at} random associations in a 64 × 64 matrix leaves a relative retrieval error of {listed}."
+    ]
+
+
+def summary(result: xr.Dataset) -> list[str]:
+    """The report's sentences, each generated from ``result``."""
+    lines = [_dataset_summary(result, str(d)) for d in result.dataset.values]
+    return lines + _bounds(result) + _transfer(result) + _capacity(result)
 
 
 def _parameter_rows(result: xr.Dataset) -> list[tuple[str, str, str]]:
     rows = []
     for rule in result.rule.values:
-        for name in result.dataset.values:
-            values = result.parameter_value.sel(rule=rule, dataset=name)
-            free = result.parameter_free.sel(rule=rule, dataset=name)
-            parts = [
-                f"{p}={float(values.sel(parameter=p)):.4g}{'' if int(free.sel(parameter=p)) else ' (fixed)'}"
-                for p in result.parameter.values
-                if np.isfinite(float(values.sel(parameter=p)))
-            ]
-            rows.append((LABELS[rule], str(name), ", ".join(parts)))
+        for dataset in result.dataset.values:
+            cell = result.sel(rule=rule, dataset=dataset)
+            parts = []
+            for p in result.parameter.values:
+                value = float(cell.parameter_value.sel(parameter=p))
+                if not np.isfinite(value):
+                    continue
+                if not int(cell.parameter_free.sel(parameter=p)):
+                    parts.append(f"{p}={value:.4g} (fixed)")
+                    continue
+                low, high = (
+                    float(cell.parameter_ci95_low.sel(parameter=p)),
+                    float(cell.parameter_ci95_high.sel(parameter=p)),
+                )
+                if int(cell.parameter_at_bound.sel(parameter=p)):
+                    parts.append(f"{p}={value:.4g} (at bound)")
+                elif np.isfinite(low):
+                    parts.append(f"{p}={value:.4g} [{low:.3g}, {high:.3g}]")
+                else:
+                    parts.append(f"{p}={value:.4g} (no interval: {cell.laplace_status.sel(parameter=p).values})")
+            rows.append((_label(result, rule), str(dataset), ", ".join(parts)))
     return rows
+
+
+def _table(result: xr.Dataset) -> tuple[list[str], list[list[str]]]:
+    header = ["rule", "dataset", "k", "E", "E_cv", "log L", "ΔAIC", "ΔBIC"]
+    delta_aic, delta_bic = result.AIC - result.AIC.min("rule"), result.BIC - result.BIC.min("rule")
+    rows = []
+    for dataset in result.dataset.values:
+        for rule in result.rule.values:
+            at = {"rule": rule, "dataset": dataset}
+            rows.append(
+                [
+                    _label(result, rule),
+                    str(dataset),
+                    f"{int(result.k.sel(at))}",
+                    f"{float(result.E.sel(at)):.4g}",
+                    f"{float(result.E_cv.sel(at)):.4g}",
+                    f"{float(result.log_likelihood.sel(at)):.2f}",
+                    f"{float(delta_aic.sel(at)):.1f}",
+                    f"{float(delta_bic.sel(at)):.1f}",
+                ]
+            )
+    return header, rows
+
+
+CAPTIONS = {
+    "model_vs_data": "Fitted prediction against measurement, one point per protocol (dashed: identity).",
+    "error_heatmap": "Fit error E per rule and dataset; colour relative to the dataset's best E; leave-one-out E_cv.",
+    "model_selection": "ΔAIC and ΔBIC to each dataset's best rule (0 = best; k = estimated parameters).",
+    "parameters": "Fitted free parameters within their bounds, Laplace 95 % intervals; open triangles: at a bound.",
+    "transfer": "Parameters fitted on dataset A predicting dataset B of the same preparation: E_AB / E_BB.",
+    "capacity": "Fast weights (tensor rules): retrieval error as more associations share one 64 × 64 matrix.",
+}
+
+
+def _caption(result: xr.Dataset, key: str) -> str:
+    if key.startswith("data_"):
+        name = key[len("data_") :]
+        kind = str(result.structure.sel(dataset=name).values)
+        what = {"window": "timing window", "frequency": "frequency series"}.get(kind, "protocol by protocol")
+        return f"{name}, {what}: data and every fitted rule. {result.citation.sel(dataset=name).values}"
+    return CAPTIONS.get(key, key)
 
 
 def write(result: xr.Dataset, folder: Path, figures: dict[str, list[Path]]) -> tuple[Path, Path]:
     """Write ``report.html`` (figures inlined as PNG) and ``report.md`` (figures linked) into ``folder``."""
-    interpretation = _interpretation(result)
-    datasets = list(result.dataset.values)
-    e_table = [(LABELS[r], [float(result.E.sel(rule=r, dataset=d)) for d in datasets]) for r in result.rule.values]
+    folder = Path(folder)
+    lines = summary(result)
+    header, table = _table(result)
     parameter_rows = _parameter_rows(result)
-    captions = {
-        "error_heatmap": "Fit error E per rule and dataset (SEM-normalised for sjostrom2001, percent² for bipoo1998).",
-        "window": "STDP window: Bi & Poo (1998) cells and each rule fitted to them (60 pairings at 1 Hz).",
-        "frequency": "Frequency dependence: Sjöström et al. (2001), mean ± SEM, and each fitted rule.",
-        "model_vs_data": "Fitted prediction against measurement, one point per protocol (dashed: identity).",
-        "capacity": "Fast weights (tensor rules): retrieval error as more associations share one 64 × 64 matrix.",
-    }
-    order = ["error_heatmap", "window", "frequency", "model_vs_data", "capacity"]
     settings = (
         f"fits: {result.attrs['starts']} start(s) per rule and dataset, seed {result.attrs['seed']}, "
-        f"neurofwp {result.attrs['neurofwp_version']}"
+        f"neurofwp {result.attrs['neurofwp_version']}; log L from E with the stated SEMs (σ estimated where a "
+        "dataset has none), AIC = 2k − 2 log L, BIC = k ln P − 2 log L; E_cv: leave-one-protocol-out."
     )
+    pngs = {key: [p for p in paths if p.suffix == ".png"] for key, paths in figures.items()}
 
     md = ["# Which update rule explains the biology?", "", settings, "", "## Summary", ""]
-    md += [f"- {line}" for line in interpretation]
-    md += ["", "## Fit error E", "", "| rule | " + " | ".join(datasets) + " |", "|---|" + "---|" * len(datasets)]
-    md += [f"| {label} | " + " | ".join(f"{e:.4g}" for e in errors) + " |" for label, errors in e_table]
-    md += ["", "## Fitted parameters", "", "| rule | dataset | parameters |", "|---|---|---|"]
+    md += [f"- {line}" for line in lines]
+    md += ["", "## Model comparison", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    md += ["| " + " | ".join(row) + " |" for row in table]
+    md += ["", "## Fitted parameters (Laplace 95 % intervals)", "", "| rule | dataset | parameters |", "|---|---|---|"]
     md += [f"| {a} | {b} | {c} |" for a, b, c in parameter_rows]
     md += ["", "## Figures", ""]
-    md += [f"![{key}]({key}.png)\n\n{captions[key]}\n" for key in order if key in figures]
+    for key, paths in pngs.items():
+        md += [f"![{key}]({p.name})" for p in paths] + ["", _caption(result, key), ""]
     md_path = folder / "report.md"
     md_path.write_text("\n".join(md) + "\n", encoding="utf-8")
 
-    def image(key: str) -> str:
-        png = next(p for p in figures[key] if p.suffix == ".png")
+    def image(key: str, png: Path) -> str:
         encoded = base64.b64encode(png.read_bytes()).decode("ascii")
-        return (
-            f'<figure><img alt="{key}" src="data:image/png;base64,{encoded}">'
-            f"<figcaption>{html.escape(captions[key])}</figcaption></figure>"
-        )
+        return f'<img alt="{html.escape(key)}" src="data:image/png;base64,{encoded}">'
 
-    e_rows = "".join(
-        f"<tr><th>{html.escape(label)}</th>" + "".join(f"<td>{e:.4g}</td>" for e in errors) + "</tr>"
-        for label, errors in e_table
-    )
-    p_rows = "".join(
-        f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td><td>{html.escape(c)}</td></tr>"
-        for a, b, c in parameter_rows
+    def cells(row, tag="td") -> str:
+        return "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in row)
+
+    figures_html = "".join(
+        f"<figure>{''.join(image(key, p) for p in paths)}<figcaption>{html.escape(_caption(result, key))}</figcaption></figure>"
+        for key, paths in pngs.items()
     )
     page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>neurofwp: artificial vs biological update rules</title>
+<html lang="en"><head><meta charset="utf-8"><title>neurofwp: which update rule explains the biology?</title>
 <style>
-body {{ font-family: system-ui, sans-serif; max-width: 980px; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }}
-table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.92em; }}
-th, td {{ border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: left; }}
+body {{ font-family: system-ui, sans-serif; max-width: 1040px; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }}
+table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }}
+th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; }}
 thead th {{ background: #f2f2f2; }}
 figure {{ margin: 1.5em 0; }} img {{ max-width: 100%; }} figcaption {{ color: #555; font-size: 0.9em; }}
 .meta {{ color: #666; font-size: 0.9em; }}
 </style></head><body>
 <h1>Which update rule explains the biology?</h1>
 <p class="meta">{html.escape(settings)}</p>
-<h2>Summary</h2><ul>{"".join(f"<li>{html.escape(line)}</li>" for line in interpretation)}</ul>
-<h2>Fit error E</h2>
-<table><thead><tr><th>rule</th>{"".join(f"<th>{html.escape(str(d))}</th>" for d in datasets)}</tr></thead><tbody>{e_rows}</tbody></table>
-<h2>Figures</h2>{"".join(image(key) for key in order if key in figures)}
-<h2>Fitted parameters</h2>
-<table><thead><tr><th>rule</th><th>dataset</th><th>parameters</th></tr></thead><tbody>{p_rows}</tbody></table>
-<p class="meta">Fast-weight rules in the capacity figure: {html.escape(", ".join(FAST_LABELS.values()))}.</p>
+<h2>Summary</h2><ul>{"".join(f"<li>{html.escape(line)}</li>" for line in lines)}</ul>
+<h2>Model comparison</h2>
+<table><thead><tr>{cells(header, "th")}</tr></thead><tbody>{"".join(f"<tr>{cells(row)}</tr>" for row in table)}</tbody></table>
+<h2>Figures</h2>{figures_html}
+<h2>Fitted parameters (Laplace 95 % intervals)</h2>
+<table><thead><tr><th>rule</th><th>dataset</th><th>parameters</th></tr></thead><tbody>{"".join(f"<tr>{cells(row)}</tr>" for row in parameter_rows)}</tbody></table>
 </body></html>
 """
     html_path = folder / "report.html"
