@@ -123,6 +123,7 @@ MISTAKES = [
     ("bad-units", "on_post", "units differ across +: x (dimensionless) and tau_plus (time)"),
     ("bad-drift-units", "drift", "is dimensionless; a drift dw/dt is 1/time"),
     ("bad-drift-nonlinear", "drift", "linear in w"),
+    ("bad-drift-forever", "drift", "must be 0 when every trace is 0"),
     ("bad-comparison", "on_post", "write step(a - b)"),
     ("bad-function", "on_post", "calls sin()"),
     ("bad-trace-clash", "traces.A_plus.name", "already the parameter A_plus"),
@@ -192,6 +193,8 @@ def test_rules_built_in_python_are_checked_too():
         _pair_rule(helpers=(("exp", "x"),))
     with pytest.raises(RuleError, match="drift: .* must be w times an expression without w"):
         _pair_rule(drift="-x / tau_plus")  # no w: torch's exact integration needs w · g(traces)
+    with pytest.raises(RuleError, match="drift: .* must be 0 when every trace is 0"):
+        _pair_rule(drift="-A_plus * w * (x + 1) / tau_plus")
     assert _pair_rule(drift="-A_plus * x * w / tau_plus").clock_driven
     assert dataclasses.replace(_pair_rule(), label="mine").label == "mine"
 

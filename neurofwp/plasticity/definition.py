@@ -385,6 +385,15 @@ def validate(rule: Rule) -> None:
                 f"{rule.drift!r} is {language.describe(found)}; a drift dw/dt is 1/time "
                 "(divide by a time constant, e.g. / tau_plus)",
             )
+        vanishing = {t.name: True for t in rule.traces}
+        vanishing |= {n: language.vanishes_with(e, vanishing) for n, e, _unit in rule.summed}
+        if not language.vanishes_with(rule.drift, vanishing):
+            raise _fail(
+                rule,
+                "drift",
+                f"{rule.drift!r} must be 0 when every trace is 0 (a factor of a trace, e.g. -lam * w * x / tau_plus): "
+                "otherwise w keeps drifting after the last spike and a protocol has no final weight",
+            )
         if language.w_degree(rule.drift, degrees) != 1:
             raise _fail(
                 rule,

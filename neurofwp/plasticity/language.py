@@ -242,6 +242,40 @@ def _degree(node: ast.AST, degrees: Mapping[str, int | None]) -> int | None:
     return None
 
 
+def vanishes_with(text: str, zero: Mapping[str, bool]) -> bool:
+    """Whether ``text`` is 0 whenever the names marked True in ``zero`` are 0 (a sufficient, syntactic test).
+
+    A drift must vanish once the traces have decayed, or the final weight of a protocol would
+    depend on how long one waits after the last spike.
+    """
+    return _vanishes(parse(text).body, zero)
+
+
+def _vanishes(node: ast.AST, zero: Mapping[str, bool]) -> bool:
+    if isinstance(node, ast.Constant):
+        return node.value == 0
+    if isinstance(node, ast.Name):
+        return zero.get(node.id, False)
+    if isinstance(node, ast.UnaryOp):
+        return _vanishes(node.operand, zero)
+    if isinstance(node, ast.BinOp):
+        if isinstance(node.op, ast.Mult):
+            return _vanishes(node.left, zero) or _vanishes(node.right, zero)
+        if isinstance(node.op, ast.Div):
+            return _vanishes(node.left, zero)
+        if isinstance(node.op, (ast.Add, ast.Sub)):
+            return _vanishes(node.left, zero) and _vanishes(node.right, zero)
+        exponent = _number(node.right)  # 0 ** p = 0 for p > 0
+        return exponent is not None and exponent > 0 and _vanishes(node.left, zero)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        name, args = node.func.id, node.args
+        if name in ("abs", "tanh", "sqrt", "step"):  # each is 0 at 0
+            return _vanishes(args[0], zero)
+        if name in ("min", "max"):
+            return _vanishes(args[0], zero) and _vanishes(args[1], zero)
+    return False
+
+
 # Brian2 ----------------------------------------------------------------------------------------
 
 
