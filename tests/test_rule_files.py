@@ -1,6 +1,7 @@
 """Rule files: the TOML reader, its errors, the expression language and the rule metadata."""
 
 import dataclasses
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -77,8 +78,9 @@ def test_resolve_accepts_names_paths_and_rules(tmp_path, monkeypatch):
     assert resolve_rule("stdp") is RULES["stdp"]
     Path("mine").write_text(path.read_text())
     assert resolve_rule("mine").name == "stdp-soft"
-    with pytest.raises(UnknownNameError, match=r"unknown rule 'hebb'; choose one of: stdp, .*or give the path"):
+    with pytest.raises(UnknownNameError, match=r"unknown rule 'hebb'; choose one of: stdp, .*or give the path") as e:
         resolve_rule("hebb")
+    assert str(pickle.loads(pickle.dumps(e.value))) == str(e.value)
     with pytest.raises(RuleFileError, match=r"^missing\.toml: no such rule file$"):
         resolve_rule("missing.toml")
 
@@ -160,6 +162,7 @@ def test_a_mistake_is_one_line_naming_file_and_key(name, key, reason, tmp_path, 
     assert message.startswith(f"{path}: {key}: " if key else f"{path}: "), message
     assert reason in message, message
     assert isinstance(raised.value, NeurofwpError) and isinstance(raised.value, ValueError)
+    assert str(pickle.loads(pickle.dumps(raised.value))) == message  # intact across processes
     assert list(tmp_path.iterdir()) == []
 
 
@@ -179,8 +182,9 @@ def _pair_rule(**changes):
 
 
 def test_rules_built_in_python_are_checked_too():
-    with pytest.raises(RuleError, match=r"rule 'probe': traces.A_plus.name: 'A_plus' is already the parameter"):
+    with pytest.raises(RuleError, match=r"rule 'probe': traces.A_plus.name: 'A_plus' is already the parameter") as e:
         _pair_rule(traces=(Trace("A_plus", "tau_plus", "pre"),))
+    assert str(pickle.loads(pickle.dumps(e.value))) == str(e.value)
     with pytest.raises(RuleError, match="unknown name 'tau_plus_ms'; parameters appear without their _ms suffix"):
         _pair_rule(on_post="A_plus * x / tau_plus_ms")
     with pytest.raises(RuleError, match=r"summed.prediction: 'w \* x' is dimensionless, but its unit is 'Hz'"):

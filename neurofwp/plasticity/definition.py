@@ -42,6 +42,9 @@ class RuleError(NeurofwpError, ValueError):
         where = f"rule {rule!r}: " if rule else ""
         super().__init__(f"{where}{key}: {detail}")
 
+    def __reduce__(self):  # an error raised in a worker process reaches the parent intact
+        return type(self), (self.key, self.detail, self.rule)
+
 
 class RuleFileError(RuleError):
     """A rule file with a mistake: the message names the file, the key and the value."""
@@ -51,6 +54,9 @@ class RuleFileError(RuleError):
         NeurofwpError.__init__(self)
         self.key, self.detail, self.rule = key, detail, ""
         self.args = (f"{path}: {key}: {detail}" if key else f"{path}: {detail}",)
+
+    def __reduce__(self):
+        return type(self), (self.path, self.key, self.detail)
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,9 @@ class UnknownRuleError(UnknownNameError):
         super().__init__("rule", name, list(RULES))
         self.args = (f"{self.args[0]}; or give the path of a rule file (.toml)",)
 
+    def __reduce__(self):  # an error raised in a worker process reaches the parent intact
+        return type(self), (self.name,)
+
 
 def resolve_rule(rule: str | os.PathLike[str] | Rule) -> Rule:
     """The :class:`Rule` that ``rule`` names: a Rule as it is, a built-in name (a key of :data:`RULES`:
