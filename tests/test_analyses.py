@@ -46,3 +46,26 @@ def test_retrieval_vs_paper_report(tmp_path):
     with pytest.raises(SystemExit):
         analysis.main([])
     assert analysis.main([str(tmp_path / "empty")]) == 2
+
+
+def test_comparison_figures_rebuild_from_the_saved_file(tmp_path, capsys):
+    from neurofwp.analysis.compare import compare
+
+    result = compare(
+        ["stdp", "triplet"],
+        ["sjostrom2001", "sjostrom2001_synchronous"],
+        starts=1,
+        cross_validate=False,
+        capacity_pairs=(8, 16),
+        show_progress=False,
+    )
+    save_netcdf(result, tmp_path / "comparison.nc")
+    analysis = _load("comparison_figures")
+    out = tmp_path / "subset"
+    assert analysis.main([str(tmp_path / "comparison.nc"), "--out", str(out), "--datasets", "sjostrom2001"]) == 0
+    assert (out / "data_sjostrom2001.png").stat().st_size > 10_000 and (out / "report.html").exists()
+    assert not (out / "data_sjostrom2001_synchronous.png").exists()
+    assert "sjostrom2001_synchronous" not in (out / "report.md").read_text()
+    printed = capsys.readouterr().out
+    assert "triplet" in printed and "dAIC" in printed
+    assert analysis.main([str(tmp_path / "comparison.nc"), "--rules", "delta"]) == 2
