@@ -189,3 +189,34 @@ def test_bad_selection_requests():
         selection.loo_cv("stdp", SJOSTROM[:1])
     with pytest.raises(NeurofwpError, match="param_"):
         selection.generalisation("stdp", {"a": xr.Dataset()})
+
+
+def test_linearised_leave_one_out_is_exact_for_a_linear_rule_and_close_otherwise():
+    """Pair STDP is linear in A±: one bounded Gauss-Newton step per fold is the refit, also where A_minus sits
+    at its lower bound in the full fit and leaves it in one fold. The minimal triplet rule is not linear, but
+    its folds stay close to the full optimum."""
+    protocols = data.protocols("bipoo1998")[::3]
+    refit = selection.loo_cv("stdp", protocols, starts=1)
+    linear = selection.loo_cv("stdp", protocols, starts=1, method="linearised")
+    assert linear.attrs["method"] == "linearised" and (refit.fold_at_bound.sel(parameter="A_minus") == 0).any()
+    np.testing.assert_allclose(linear.dw_percent_cv, refit.dw_percent_cv, atol=1e-5)
+    assert linear.attrs["E_cv"] == pytest.approx(refit.attrs["E_cv"], rel=1e-7)
+    np.testing.assert_allclose(linear.E_train, refit.E_train, rtol=1e-7)
+    minimal = dict(free=["A3_plus", "A2_minus", "tau_y_ms"], starts=1)
+    refit = selection.loo_cv("triplet", SJOSTROM, **minimal)
+    linear = selection.loo_cv("triplet", SJOSTROM, method="linearised", **minimal)
+    assert linear.attrs["E_cv"] == pytest.approx(refit.attrs["E_cv"], rel=1e-2)
+
+
+def test_linearised_jacobian_of_a_clock_driven_rule_matches_finite_differences():
+    """Forward-mode autograd through the delta rule's Euler steps (two short protocols, coarse dt)."""
+    protocols = [make_protocol("a", [0], [10], 20, 5, 10.0, 2.0), make_protocol("b", [10], [0], 20, 5, -5.0, 2.0)]
+    problem = prepare("delta", protocols, dt_ms=1.0, bounds={"tau_plus_ms": (5.0, 200.0)})
+    point = np.array([0.3, 0.4])
+    residual, jacobian = selection.residual_jacobian(problem, point)
+    step = 1e-6
+    for i in range(2):
+        shifted = point.copy()
+        shifted[i] += step
+        ahead, _ = selection.residual_jacobian(problem, shifted)
+        np.testing.assert_allclose((ahead - residual) / step, jacobian[:, i], rtol=1e-4, atol=1e-6)
