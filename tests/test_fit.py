@@ -126,3 +126,13 @@ def test_fit_rejects_data_where_only_some_rows_have_an_sem(tmp_path):
     )
     with pytest.raises(MissingSEMError, match=r"partial\.csv, line 3 \(protocol 'b'\)"):
         fit("stdp", data.resolve(str(csv)), starts=1, show_progress=False)
+
+
+def test_fit_warm_started_from_a_previous_fit_stays_there():
+    first = fit("stdp", SJOSTROM, starts=2, show_progress=False)
+    parameters = {k[len("param_") :]: v for k, v in first.attrs.items() if k.startswith("param_")}
+    again = fit("stdp", SJOSTROM, starts=1, start=parameters, show_progress=False)  # fixed names are ignored
+    assert again.attrs["E"] == pytest.approx(first.attrs["E"], rel=1e-9)
+    assert again.attrs["evaluations"] < first.attrs["evaluations"]
+    with pytest.raises(UnknownNameError, match="A_plsu"):
+        fit("stdp", SJOSTROM, start={"A_plsu": 0.1}, show_progress=False)
