@@ -116,6 +116,7 @@ def test_rules_page_states_every_rule_expression():
         "triplet-nearest": ("-o1 * (A2_minus + A3_minus * r2)", "r1 * (A2_plus + A3_plus * o2)", None),
         "delta": ("0", "eta * x", "-eta * prediction * x"),
         "stdp-modulated": ("-beta * A_minus * y", "beta * A_plus * x", None),
+        "stdp-gated": ("-beta_minus * A_minus * y", "beta_plus * A_plus * x", None),
     }
     assert set(stated) == set(RULES)
     for name, rule in RULES.items():
