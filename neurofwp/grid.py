@@ -3,7 +3,7 @@
 A sweep file::
 
     kind = "predict"                  # "predict": E of each grid point; "fit": fit at each grid point
-    rules = ["stdp", "triplet"]
+    rules = ["stdp", "triplet"]       # built-in names or rule files (paths relative to this file)
     datasets = ["sjostrom2001"]       # bundled dataset names or protocol CSV paths (relative to the file)
     backend = "torch"                 # or "brian2"
     seeds = [0, 1]                    # "fit" only: seeds of the random starts (default [0])
@@ -47,7 +47,7 @@ from neurofwp import data as bundled
 from neurofwp import sweeps
 from neurofwp.errors import NeurofwpError, OutOfRangeError, UnknownNameError
 from neurofwp.plasticity import BACKENDS, get_rule, predict
-from neurofwp.plasticity.rules import check_parameter_value
+from neurofwp.plasticity.rules import RULES, Rule, check_parameter_value
 from neurofwp.protocols import Protocol, ProtocolError, check_sem, read_csv
 
 __all__ = ["SweepConfig", "SweepConfigError", "best", "grid_cell", "load", "parameters", "run", "select"]
@@ -74,12 +74,17 @@ class SweepConfig:
     starts: int = 2
     dt_ms: float = 0.1
     grid: dict[str, list[dict[str, float]]] = field(default_factory=dict)  # rule -> points
+    # The rules themselves, by name: built-ins and rule files alike, resolved once when the file loads.
+    rule_objects: dict[str, Rule] = field(default_factory=dict)
 
     def fingerprint(self) -> dict:
-        """What determines the results (for :class:`~neurofwp.sweeps.CellStore`)."""
+        """What determines the results (for :class:`~neurofwp.sweeps.CellStore`): a changed rule file counts."""
+        definitions = {
+            name: hashlib.sha256(rule.to_toml().encode()).hexdigest()[:16] for name, rule in self.rule_objects.items()
+        }
         return {
             "kind": self.kind, "backend": self.backend, "starts": self.starts, "dt_ms": self.dt_ms,
-            "datasets": self.sources, "grid": self.grid,
+            "datasets": self.sources, "grid": self.grid, "rules": definitions,
         }  # fmt: skip
 
 
@@ -107,11 +112,19 @@ def load(path: str | Path) -> SweepConfig:
         _fail(path, f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     rules = raw.get("rules")
     if not isinstance(rules, list) or not rules or not all(isinstance(r, str) for r in rules):
-        _fail(path, "rules must be a non-empty list of rule names")
-    try:
-        rules = [get_rule(r).name for r in rules]
-    except UnknownNameError as error:
-        _fail(path, str(error))
+        _fail(path, "rules must be a non-empty list of rule names or rule files")
+    rule_objects: dict[str, Rule] = {}
+    for item in rules:
+        # A rule file is read relative to the sweep file, as a dataset CSV is.
+        is_file = item not in RULES and (item.endswith(".toml") or "/" in item)
+        try:
+            rule = get_rule(path.parent / item if is_file else item)
+        except NeurofwpError as error:
+            _fail(path, f"rules: {error}")
+        if rule.name in rule_objects:
+            _fail(path, f"rules: two rules are called {rule.name!r}")
+        rule_objects[rule.name] = rule
+    rules = list(rule_objects)
     names = raw.get("datasets")
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         _fail(path, "datasets must be a non-empty list of bundled dataset names or CSV paths")
@@ -144,7 +157,7 @@ def load(path: str | Path) -> SweepConfig:
     points: dict[str, list[dict[str, float]]] = {}
     for rule_name in rules:
         table = grids.get(rule_name, {})
-        rule = get_rule(rule_name)
+        rule = rule_objects[rule_name]
         values = {}
         for parameter, options in table.items():
             if parameter not in rule.parameter_names:
@@ -164,7 +177,7 @@ def load(path: str | Path) -> SweepConfig:
     for rule_name in set(grids) - set(rules):
         _fail(path, f"[grid.{rule_name}] is not one of the sweep's rules ({', '.join(rules)})")
     seeds = seeds if kind == "fit" else [0]
-    config = SweepConfig(kind, rules, datasets, sources, backend, seeds, starts, dt_ms, points)
+    config = SweepConfig(kind, rules, datasets, sources, backend, seeds, starts, dt_ms, points, rule_objects)
     entries = len(rules) * len(datasets) * len(config.seeds) * math.prod(len(v) for v in _axes(config).values())
     if entries > MAX_RESULT_ENTRIES:
         _fail(path, f"the result would have {entries:,} entries per variable for {describe(config)['cells']:,} cells "
@@ -189,7 +202,7 @@ def _axes(config: SweepConfig) -> dict[str, list[float]]:
 
 def grid_cell(coords: dict, *, config: SweepConfig) -> dict:
     """Sweep task: one rule at one grid point on one dataset (and one seed when fitting)."""
-    rule, point = coords["rule"], config.grid[coords["rule"]][coords["point"]]
+    rule, point = config.rule_objects[coords["rule"]], config.grid[coords["rule"]][coords["point"]]
     protocols = config.datasets[coords["dataset"]]
     if config.kind == "predict":
         result = predict(rule, protocols, point, backend=config.backend, dt_ms=config.dt_ms)

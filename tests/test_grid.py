@@ -192,3 +192,27 @@ def test_a_dataset_with_sem_on_some_rows_is_refused_when_the_file_loads(tmp_path
     config.write_text('kind = "predict"\nrules = ["stdp"]\ndatasets = ["mixed.csv"]\n')
     with pytest.raises(grid.SweepConfigError, match=r"s\.toml: dataset 'mixed\.csv': .*line 3 \(protocol 'b'\)"):
         grid.load(config)
+
+
+def test_a_rule_file_is_a_rule_of_a_sweep_file(tmp_path):
+    """A rule file named in a sweep file (relative to it) sweeps like a built-in; editing the file is a new sweep."""
+    import shutil
+
+    from neurofwp import sweeps
+    from neurofwp.plasticity import load_rule
+
+    shutil.copy(Path(__file__).parent / "rules" / "stdp-soft.toml", tmp_path / "soft.toml")
+    config = tmp_path / "s.toml"
+    config.write_text(
+        'kind = "predict"\nrules = ["soft.toml"]\ndatasets = ["sjostrom2001"]\n'
+        "[grid.stdp-soft]\nA_minus = [0.005, 0.02]\n"
+    )
+    loaded = grid.load(config)
+    result = grid.run(loaded, progress=False, store=str(tmp_path / "cells"))
+    rule = load_rule(tmp_path / "soft.toml")
+    expected = plasticity.predict(rule, data.protocols("sjostrom2001"), {"A_minus": 0.02}).attrs["E"]
+    assert float(result.E.sel(rule="stdp-soft", dataset="sjostrom2001", A_minus=0.02)) == expected
+    text = (tmp_path / "soft.toml").read_text().replace("default = 0.01\n", "default = 0.02\n", 1)
+    (tmp_path / "soft.toml").write_text(text)
+    with pytest.raises(sweeps.SweepError, match="differs in: rules"):
+        sweeps.CellStore(tmp_path / "cells", grid.load(config).fingerprint())
