@@ -252,3 +252,24 @@ def test_sjostrom2001_synchronous_is_dt_zero_with_the_papers_induction():
     lab = [(91.01, 13.91), (76.08, 9.94), (92.89, 3.84), (124.46, 6.36)]
     assert [p.dw_percent for p in protocols] == pytest.approx([mean - 100 for mean, _ in lab])
     assert [p.sem_percent for p in protocols] == pytest.approx([sem for _, sem in lab])
+
+
+def test_a_dataset_added_as_files_shows_up_in_the_data_command_and_the_comparison(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from neurofwp.analysis.compare import compare
+    from neurofwp.cli import main
+
+    only = tmp_path / "bundled"
+    only.mkdir()
+    (only / "doe2024.csv").write_text(
+        "protocol,pre_times_ms,post_times_ms,repeat_hz,n_repeats,dw_percent,sem_percent\n"
+        "pair+10,0,10,1,60,25,5\npair-10,10,0,1,60,-15,4\npair+30,0,30,1,60,8,3\n"
+    )
+    (only / "doe2024.toml").write_text(SIDECAR)
+    monkeypatch.setattr(data, "_folder", lambda: only)
+    listing = CliRunner().invoke(main, ["data"])
+    assert listing.exit_code == 0 and "doe2024  (3 protocols; mouse barrel cortex" in listing.output
+    result = compare(["stdp"], starts=1, cross_validate=False, capacity_pairs=(8,), show_progress=False)
+    assert list(result.dataset.values) == ["doe2024"] and int(result.n_protocols.sel(dataset="doe2024")) == 3
+    assert str(result.preparation.sel(dataset="doe2024").values) == "mouse barrel cortex L4-L2/3, acute slices"
