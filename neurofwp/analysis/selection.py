@@ -203,10 +203,14 @@ def loo_cv(
     same starts) each fold takes one Gauss-Newton step on the protocols it keeps,
     :math:`\Delta_j = \arg\min_{0 \le \hat u + \Delta \le 1} \lVert r_{-j} + J_{-j} \Delta \rVert^2`
     (J = ∂r/∂u, a bounded linear least-squares problem), and predicts :math:`r_j + J_j \Delta_j`
-    (without active bounds the classic :math:`r_j / (1 - h_{jj})`). Exact for a rule linear in its
-    free parameters (pair STDP's A±), an approximation otherwise; its cost is one Jacobian (one batched call for
-    event-driven rules, forward-mode over the n parameters for clock-driven ones), which is
-    what makes CV of the delta rule affordable. ``E_train`` is then the linearised fold E.
+    (without active bounds the classic :math:`r_j / (1 - h_{jj})`). The step is safeguarded: the
+    model is simulated at û + Δ_j (then ½Δ_j, ¼Δ_j) and the first point where the fold's true E
+    is at most its E at û is kept (else û); ``dw_percent_cv`` and ``E_train`` are the model's
+    there. Exact for a rule linear in its free parameters (pair STDP's A±), an approximation
+    otherwise (a fold that would move far or to another basin is not followed). Its cost is one
+    Jacobian (one batched call for event-driven rules, forward-mode over the n parameters for
+    clock-driven ones) and one to three simulations of every fold, which is what makes CV of
+    the delta rule affordable.
 
     Returns a Dataset over ``protocol`` (the held-out protocol) and ``parameter`` (the free
     ones): ``dw_percent``/``sem_percent`` (data), ``dw_percent_cv`` (prediction of the
@@ -254,8 +258,10 @@ def loo_cv(
         )
         best = min(range(starts), key=lambda r: (_finite_or_inf(outcomes[r]["E"]), r))
         evaluations = int(sum(o["evaluations"] for o in outcomes))
-        units, train, residual = _linearised_folds(problem, np.asarray(outcomes[best]["x"]))
-        evaluations += 1
+        if max_batch is None:
+            max_batch = CLOCK_BATCH if rule.clock_driven else EVENT_BATCH
+        units, train, residual, simulated = _linearised_folds(problem, np.asarray(outcomes[best]["x"]), max_batch)
+        evaluations += 1 + simulated
         predicted = problem.data - problem.scale * residual
     seconds = time.perf_counter() - began
 
@@ -369,25 +375,55 @@ def residual_jacobian(problem: _Problem, unit: np.ndarray) -> tuple[np.ndarray, 
     return residual.numpy(), -(torch.stack(columns, dim=1) / scale[:, None]).detach().numpy()
 
 
-def _linearised_folds(problem: _Problem, unit: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One Gauss-Newton step per fold from the full optimum ``unit``: fold points ``[P, n]``, linearised fold E
-    ``[P]`` and linearised held-out residuals ``[P]``."""
+# Step fractions tried in turn by the safeguarded Gauss-Newton step (0: stay at the full optimum).
+STEP_FRACTIONS = (1.0, 0.5, 0.25, 0.0)
+
+
+def _linearised_folds(
+    problem: _Problem, unit: np.ndarray, max_batch: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """One safeguarded Gauss-Newton step per fold from the full optimum ``unit``.
+
+    Returns the fold points ``[P, n]``, the fold E and the held-out residuals there ``[P]``
+    (from the model itself, not its linearisation), and the number of simulated parameter sets.
+    """
     count = len(problem.protocols)
     residual, jacobian = residual_jacobian(problem, unit)
-    units = np.repeat(np.asarray(unit, dtype=float)[None, :], count, axis=0)
-    train, held_out = np.empty(count), np.empty(count)
+    steps = np.zeros((count, len(problem.free)))
     for j in range(count):
         keep = np.arange(count) != j
         # the Gauss-Newton step within the bounds: a parameter at a bound may leave it in a fold
         solution = scipy.optimize.lsq_linear(
-            jacobian[keep], -residual[keep], bounds=(-units[j], 1.0 - units[j]), method="trf",
-            lsq_solver="exact", tol=1e-12,
-        )  # fmt: skip
-        step = np.clip(solution.x, -units[j], 1.0 - units[j])
-        units[j] = units[j] + step
-        train[j] = float(np.mean((residual[keep] + jacobian[keep] @ step) ** 2))
-        held_out[j] = residual[j] + jacobian[j] @ step
-    return units, train, held_out
+            jacobian[keep], -residual[keep], bounds=(-unit, 1.0 - unit), method="trf", lsq_solver="exact", tol=1e-12
+        )
+        steps[j] = np.clip(unit + solution.x, 0.0, 1.0) - unit
+    # Far from linear the step can overshoot (the linearisation promises a fold E it does not
+    # reach): keep the first fraction of the step that lowers the fold's true E below its E at
+    # the full optimum. All folds still trying are simulated together.
+    units = np.repeat(np.asarray(unit, dtype=float)[None, :], count, axis=0)
+    keep_masks = 1.0 - np.eye(count)
+    baseline = (keep_masks * residual[:, None] ** 2).sum(0) / (count - 1)
+    train, held_out = baseline.copy(), residual.copy()
+    pending, simulated = list(range(count)), 0
+    for fraction in STEP_FRACTIONS[:-1]:
+        if not pending:
+            break
+        trial = unit + fraction * steps[pending]
+        model = np.concatenate(
+            [_predict(problem, trial[i : i + max_batch], range(count)) for i in range(0, len(pending), max_batch)],
+            axis=1,
+        )  # [P, pending]
+        simulated += len(pending)
+        r = (problem.data[:, None] - model) / problem.scale[:, None]
+        fold_e = (keep_masks[:, pending] * r**2).sum(0) / (count - 1)
+        still = []
+        for i, j in enumerate(pending):
+            if fold_e[i] <= baseline[j]:
+                units[j], train[j], held_out[j] = trial[i], fold_e[i], r[j, i]
+            else:
+                still.append(j)
+        pending = still
+    return units, train, held_out, simulated
 
 
 def _parameters_of(fitted: object, label: str) -> dict[str, float]:
