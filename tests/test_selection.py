@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 import scipy.optimize
+import torch
 import xarray as xr
 
 from neurofwp import data
+from neurofwp import fit as fit_module
 from neurofwp.analysis import selection
 from neurofwp.errors import NeurofwpError
 from neurofwp.fit import fit, information_criteria, prepare
@@ -220,3 +222,15 @@ def test_linearised_jacobian_of_a_clock_driven_rule_matches_finite_differences()
         shifted[i] += step
         ahead, _ = selection.residual_jacobian(problem, shifted)
         np.testing.assert_allclose((ahead - residual) / step, jacobian[:, i], rtol=1e-4, atol=1e-6)
+
+
+def test_hessian_of_a_clock_driven_rule_by_differences_of_gradients_matches_double_backward():
+    protocols = [make_protocol("a", [0], [10], 20, 5, 10.0, 2.0), make_protocol("b", [10], [0], 20, 5, -5.0, 2.0)]
+    problem = prepare("delta", protocols, dt_ms=1.0, bounds={"tau_plus_ms": (5.0, 200.0)})
+    point = np.array([0.3, 0.4])
+    by_differences = fit_module.nll_hessian(problem, point)
+    low, span = torch.as_tensor(problem.low), torch.as_tensor(problem.span)
+    exact = torch.autograd.functional.hessian(
+        lambda u: problem.negative_log_likelihood(low + span * u), torch.tensor(point)
+    ).numpy()
+    np.testing.assert_allclose(by_differences, exact, rtol=1e-5, atol=1e-8 * np.abs(exact).max())
