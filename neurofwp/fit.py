@@ -51,6 +51,7 @@ from neurofwp.plasticity import (
     source_attrs,
     torch_backend,
 )
+from neurofwp.plasticity.definition import check_time_step
 from neurofwp.plasticity.rules import Rule, check_parameter_value
 from neurofwp.protocols import Protocol, ProtocolError, check_sem
 
@@ -62,25 +63,10 @@ FLAT_TOLERANCE = 1e-9
 FLAT_LOADING = 1e-3
 Z95 = 1.959963984540054  # the 97.5 % quantile of the standard normal
 
-# Which parameters are free by default; the others keep their defaults (time constants
-# of the pair traces fixed at Bi & Poo's values, as Pfister & Gerstner 2006 did). Superseded
-# by the rule's own ``free`` metadata where the rule has it (see :func:`default_free`).
-DEFAULT_FREE = {
-    "stdp": ("A_plus", "A_minus"),
-    "stdp-nearest": ("A_plus", "A_minus"),
-    "triplet": ("A2_plus", "A3_plus", "A2_minus", "A3_minus", "tau_x_ms", "tau_y_ms"),
-    "triplet-nearest": ("A2_plus", "A3_plus", "A2_minus", "A3_minus", "tau_x_ms", "tau_y_ms"),
-    "delta": ("eta", "tau_plus_ms"),
-    "stdp-modulated": ("A_plus", "A_minus", "a", "b", "c"),
-}
-
 
 def default_free(rule: Rule) -> tuple[str, ...]:
-    """The parameters a fit frees by default: the rule's ``free`` metadata, else :data:`DEFAULT_FREE`."""
-    free = getattr(rule, "free", None)
-    if free:
-        return tuple(free)
-    return tuple(DEFAULT_FREE.get(rule.name, rule.parameter_names))
+    """The parameters a fit frees by default: the rule's own ``free`` metadata (every parameter unless it says)."""
+    return tuple(rule.free)
 
 
 @dataclass
@@ -274,14 +260,8 @@ def prepare(
     held = {**{k: v for k, v in rule.defaults().items() if k not in free}, **fixed}
     limits = _bounds(rule, free, bounds)
     problem = _Problem(rule, protocols, free, held, limits, backend, dt_ms)
-    if rule.clock_driven:  # checked once here, not part-way through the optimisation
-        for trace in rule.traces:
-            name = next(p.name for p in rule.parameters if p.symbol == trace.tau)
-            shortest = limits[name][0] if name in limits else held[name]
-            if dt_ms >= shortest:
-                raise OutOfRangeError(
-                    f"dt_ms = {dt_ms:g} must be smaller than every trace time constant; {name} can be {shortest:g} ms"
-                )
+    if rule.clock_driven:  # checked once here, at the smallest time constants the bounds allow
+        check_time_step(rule, dt_ms, {**held, **{name: limits[name][0] for name in free}})
         torch_backend.event_table(protocols, dt_ms)  # every event on the dt_ms grid
     return problem
 
