@@ -270,27 +270,40 @@ def transfer(result: xr.Dataset, folder: Path) -> list[Path]:
     if not shared:
         return []
     paths = []
+    rules = list(result.rule.values)
+    columns = min(len(rules), 3)
+    lines = -(-len(rules) // columns)
     for index, preparation in enumerate(shared):
         names = list(preparations[preparations == preparation].index)
-        rules = list(result.rule.values)
-        fig = plotting.figure(3.2 * len(rules) + 1.2, 0.5 * len(names) + 2.2)
-        axes = np.atleast_1d(fig.subplots(1, len(rules)))
-        for ax, rule in zip(axes, rules, strict=True):
+        ratios = {}
+        for rule in rules:
             matrix = result.E_transfer.sel(rule=rule, dataset=names, predicted=names)
-            own = np.diag(matrix.values)
-            ratio = matrix / xr.DataArray(own, dims="predicted", coords={"predicted": names})
-            table = np.log10(ratio.to_pandas())
+            ratios[rule] = (
+                matrix / xr.DataArray(np.diag(matrix.values), dims="predicted", coords={"predicted": names})
+            ).to_pandas()
+        # One colour scale for every panel, so that colours compare across rules.
+        top = min(3.0, max(float(np.nanmax(np.log10(r.values))) for r in ratios.values()))
+        size = 0.75 * len(names) + 1.4
+        fig = plotting.figure(size * columns + 1.0, (size + 0.4) * lines)
+        axes = np.atleast_1d(fig.subplots(lines, columns)).ravel()
+        for ax, rule in zip(axes, rules, strict=False):
+            ratio = ratios[rule]
             sns.heatmap(
-                table,
-                annot=ratio.to_pandas().map(lambda v: f"{v:.2g}x"),
+                np.log10(ratio),
+                annot=ratio.map(lambda v: f"{v:.0f}x" if v >= 10 else f"{v:.1f}x"),
                 fmt="",
                 cmap="rocket_r",
                 vmin=0,
+                vmax=max(top, 0.1),
                 ax=ax,
-                cbar=ax is axes[-1],
+                cbar=ax is axes[columns - 1],
                 cbar_kws={"label": "log10 E_AB / E_BB"},
+                annot_kws={"fontsize": 7},
             )
-            ax.set(title=_label(result, rule), xlabel="predicted (B)", ylabel="fitted on (A)" if ax is axes[0] else "")
+            ax.set(title=_label(result, rule), xlabel="predicted (B)", ylabel="fitted on (A)")
+            ax.tick_params(labelsize=7)
+        for ax in axes[len(rules) :]:
+            ax.set_visible(False)
         fig.suptitle(f"transfer within one preparation: {preparation}", fontsize=9)
         paths += _save(fig, folder, f"transfer_{index}")
     return paths
