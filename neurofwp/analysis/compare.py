@@ -164,6 +164,15 @@ def compare(
         "datasets": {n: _table_digest(t) for n, t in tables.items()},
     }
     cells = [{"rule": rule, "dataset": name} for name in names for rule in rule_names]
+    # Longest first, so that workers do not wait on one long fit at the end: clock-driven rules,
+    # then more free parameters, then more protocols (a rough cost; the results do not depend on it).
+    cells.sort(
+        key=lambda c: (
+            -rule_objects[c["rule"]].clock_driven,
+            -len(rule_objects[c["rule"]].free),
+            -len(tables[c["dataset"]]),
+        )
+    )
     cell_store = sweeps.CellStore(store, config) if store is not None else None
     results = sweeps.run(
         fit_cell,
