@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +121,11 @@ def save_json(data: object, path: str | os.PathLike) -> Path:
     return path
 
 
+def differing_keys(old: Mapping[str, object], new: Mapping[str, object]) -> list[str]:
+    """The keys whose values differ between two settings mappings (a key missing on one side differs), sorted."""
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
 #: Attribute of a saved result that records the settings of the run that made it (JSON).
 RUN_ATTR = "run_settings"
 
@@ -142,7 +147,7 @@ def refuse_other_run(path: str | os.PathLike, settings: dict[str, object]) -> st
     except (OSError, ValueError):
         raise OutputPathError(f"{path} exists and is not a neurofwp result; use another --out or remove it") from None
     new = json.loads(text)
-    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    changed = differing_keys(old, new)
     if changed:
         differences = ", ".join(f"{k} {old.get(k)!r} → {new.get(k)!r}" for k in changed)
         raise OutputPathError(

@@ -40,7 +40,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from neurofwp.errors import NeurofwpError
-from neurofwp.io import OutputPathError, leftover_temporaries, save_json
+from neurofwp.io import OutputPathError, differing_keys, leftover_temporaries, save_json
 
 Coords = Mapping[str, Any]
 
@@ -111,7 +111,7 @@ class CellStore:
             stored = self._read(marker)
             if stored.get("fingerprint") != self.fingerprint:
                 old = stored.get("config", {})
-                changed = sorted(k for k in set(old) | set(self.config) if old.get(k) != self.config.get(k))
+                changed = differing_keys(old, self.config)
                 raise SweepError(
                     f"{self.folder} holds a sweep with another configuration (differs in: {', '.join(changed)}); "
                     "use a new output folder or the same settings"

@@ -34,7 +34,7 @@ from neurofwp.analysis import structure as structures
 from neurofwp.analysis.capacity import retrieval_curve
 from neurofwp.errors import NeurofwpError
 from neurofwp.fit import fit
-from neurofwp.plasticity import resolve_rule, simulate
+from neurofwp.plasticity import predict, resolve_rule, simulate
 from neurofwp.plasticity.rules import Rule
 from neurofwp.protocols import ProtocolTable
 
@@ -59,15 +59,6 @@ def _parameters(result: xr.Dataset, rule: Rule) -> dict[str, float]:
 
 def _model_percent(rule: Rule, protocols, parameters: dict[str, float]) -> np.ndarray:
     return 100.0 * (simulate(rule, list(protocols), parameters)[:, 0] - 1.0)
-
-
-def _error(model: np.ndarray, table: ProtocolTable) -> float:
-    measured = [(p.dw_percent, p.sem_percent) for p in table]
-    data = np.array([d if d is not None else np.nan for d, _ in measured], dtype=float)
-    sem = np.array([s if s is not None else np.nan for _, s in measured], dtype=float)
-    scale = sem if np.all(np.isfinite(sem[np.isfinite(data)])) else np.ones_like(data)
-    keep = np.isfinite(data)
-    return float(np.mean(((data[keep] - model[keep]) / scale[keep]) ** 2))
 
 
 def fit_cell(
@@ -100,9 +91,7 @@ def fit_cell(
         cell["E_cv"] = folds.attrs["E_cv"]
         cell["dw_cv"] = folds.dw_percent_cv.values.tolist()
     cell["E_on"] = {
-        other: _error(_model_percent(rule, tables[other], fitted), tables[other])
-        for other in tables
-        if other != coords["dataset"]
+        other: predict(rule, tables[other], fitted).attrs["E"] for other in tables if other != coords["dataset"]
     }
     x, protocols = structures.curve_protocols(structures.classify(table))
     if protocols:
@@ -379,8 +368,8 @@ def _describe(protocol, what: str) -> float:
         return float(protocol.repeat_hz)
     if what == "n_repeats":
         return float(protocol.n_repeats)
-    single = len(protocol.pre_times_ms) == 1 and len(protocol.post_times_ms) == 1
-    return float(protocol.post_times_ms[0] - protocol.pre_times_ms[0]) if single else float("nan")
+    timing = structures.timing_ms(protocol)
+    return float("nan") if timing is None else timing
 
 
 def protocols_of(result: xr.Dataset, dataset: str) -> xr.Dataset:

@@ -21,7 +21,7 @@ import numpy as np
 
 from neurofwp.protocols import Protocol, make_protocol
 
-__all__ = ["Structure", "classify", "curve_protocols"]
+__all__ = ["Structure", "classify", "curve_protocols", "timing_ms"]
 
 KINDS = ("window", "frequency", "protocols")
 #: Smallest number of distinct timings that make a window.
@@ -45,7 +45,7 @@ class Structure:
         return {"window": "Δt = t_post − t_pre (ms)", "frequency": "repetition rate (Hz)"}.get(self.kind, "protocol")
 
 
-def _timing(protocol: Protocol) -> float | None:
+def timing_ms(protocol: Protocol) -> float | None:
     """``t_post - t_pre`` of a single pairing; None for anything with more spikes or a third factor."""
     if len(protocol.pre_times_ms) != 1 or len(protocol.post_times_ms) != 1 or protocol.mod_times_ms:
         return None
@@ -54,7 +54,7 @@ def _timing(protocol: Protocol) -> float | None:
 
 def classify(protocols: Sequence[Protocol]) -> Structure:
     """The :class:`Structure` of a protocol set (see the module docstring for the rules)."""
-    timings = [_timing(p) for p in protocols]
+    timings = [timing_ms(p) for p in protocols]
     if not protocols or any(t is None for t in timings):
         return Structure("protocols")
     rates = sorted({p.repeat_hz for p in protocols})

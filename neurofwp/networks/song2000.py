@@ -28,7 +28,7 @@ import xarray as xr
 
 import neurofwp
 from neurofwp.errors import NeurofwpError, OutOfRangeError
-from neurofwp.io import atomic_path, check_writable
+from neurofwp.io import atomic_path, check_writable, differing_keys
 from neurofwp.plasticity.brian2_backend import model_equations, pathway_code
 from neurofwp.plasticity.rules import get_rule
 
@@ -253,7 +253,7 @@ def _read_checkpoint(path: Path, identity: dict) -> dict:
     except Exception as error:  # not a checkpoint (truncated, another format): a clear message, not a crash
         raise CheckpointError(f"checkpoint {path} cannot be read ({type(error).__name__}: {error})") from None
     if stored != identity:
-        changed = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
+        changed = differing_keys(stored, identity)
         raise CheckpointError(
             f"checkpoint {path} was made with another configuration (differs in: {', '.join(changed)})"
         )
