@@ -16,16 +16,39 @@ evaluated in windows of steps, vectorised, until the traces have decayed below 1
 
 All protocols and all parameter sets run in one call: the result is ``w_end`` of shape
 ``[protocols, parameter sets]``; parameters may be tensors that require gradients.
+
+Two evaluations of the same model. The sequential one (``method="sequential"``, the
+reference) steps from event to event as described above. The parallel one (the default
+where it applies) evaluates every event at once, as causal linear attention evaluates a fast
+weight program without stepping through it. The traces do not depend on ``w``, so their value
+before event e is a sum over the earlier events of the trace's source,
+
+.. math:: tr_e = \sum_{s < e,\ s \in \text{source}} c^{\,t_e - t_s}, \qquad c = e^{-1/\tau}
+    \ (\text{per ms}) \text{ or } 1 - dt/\tau \ (\text{per Euler step}),
+
+(nearest-spike traces: :math:`c^{\,t_e - t_\text{last}}`), computed in blocks of events with
+the state carried between blocks. When ``on_pre``/``on_post`` do not read ``w`` (directly or
+through helpers and sums), each event's change :math:`\Delta_e` follows from the traces alone and
+
+.. math:: w_\text{end} = 1 + \sum_e \Delta_e \quad\text{(event-driven)}, \qquad
+    w_\text{end} = e^{\sum_e L_e} + \sum_e \Delta_e\, e^{\sum_{e' \ge e} L_{e'}}
+    \quad\text{(clock-driven)},
+
+with :math:`L_e = \sum_j \log(1 + dt\, g(tr^+_e c^j))` the Euler product of the gap after
+event e (traces :math:`tr^+_e` just after it), summed over all gaps of all protocols together.
+Rules whose spike updates read ``w`` (soft bounds) run sequentially.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 
-from neurofwp.errors import NonFiniteError, OutOfRangeError, ShapeError
+from neurofwp.errors import NeurofwpError, NonFiniteError, OutOfRangeError, ShapeError, UnknownNameError
+from neurofwp.plasticity import language
 from neurofwp.plasticity.expressions import evaluate
 from neurofwp.plasticity.rules import Rule, check_parameter_value, check_time_step, resolve_rule
 from neurofwp.protocols import MODULATOR, POST, PRE, Protocol, ProtocolError
@@ -33,6 +56,9 @@ from neurofwp.protocols import MODULATOR, POST, PRE, Protocol, ProtocolError
 NONE = 3
 WINDOW = 2048
 NEGLIGIBLE = 1e-17
+# Elements of one [gaps, parameter sets, steps] block of the parallel Euler products: bounds memory.
+BLOCK_ELEMENTS = 2**21
+METHODS = ("auto", "parallel", "sequential")
 
 
 def parameter_tensors(
@@ -107,6 +133,7 @@ def simulate(
     dt_ms: float = 0.1,
     dtype: torch.dtype = torch.float64,
     device: torch.device | str | None = None,
+    method: str = "auto",
 ) -> torch.Tensor:
     """Final weight (initial weight 1) for every protocol × parameter set, ``[P, M]``.
 
@@ -116,8 +143,16 @@ def simulate(
         parameters: name → float, 1-d array or tensor (``M`` values: ``M`` parameter sets);
             missing names take the rule's defaults.
         dt_ms: integration step of clock-driven rules (unused by event-driven ones).
+        method: ``"parallel"`` (every event at once), ``"sequential"`` (event by event, the
+            reference) or ``"auto"``: parallel unless the rule's spike updates read ``w``.
     """
     rule = resolve_rule(rule)
+    if method not in METHODS:
+        raise UnknownNameError("method", method, METHODS)
+    if method == "auto":
+        method = "sequential" if spike_updates_read_weight(rule) else "parallel"
+    elif method == "parallel" and spike_updates_read_weight(rule):
+        raise NeurofwpError(f"rule {rule.name!r}: its spike updates read w, so it has no parallel form")
     if not protocols:
         raise ProtocolError("no protocols to simulate")
     values, size = parameter_tensors(rule, parameters, dtype, device)
@@ -130,6 +165,8 @@ def simulate(
     positions = torch.as_tensor(positions, device=device)
     kinds = torch.as_tensor(kinds, device=device)
     n_protocols = len(protocols)
+    if method == "parallel":
+        return _simulate_parallel(rule, values, positions, kinds, size, dt_ms if clock else None)
 
     weight = torch.ones(n_protocols, size, dtype=dtype, device=device)
     traces = {t.name: torch.zeros(n_protocols, size, dtype=dtype, device=device) for t in rule.traces}
@@ -193,3 +230,122 @@ def _advance_clock(rule: Rule, values, weight, traces, ratios, steps, dt_ms):
     capped = torch.clamp(steps, max=10**12).to(weight.dtype)
     traces = {name: tr * ratios[name] ** capped for name, tr in traces.items()}
     return weight * torch.exp(log_factor), traces
+
+
+@functools.cache
+def spike_reads(rule: Rule) -> frozenset[str]:
+    """The names ``on_pre`` and ``on_post`` read, directly or through helpers and postsynaptic sums."""
+    definitions = {name: text for name, text, _unit in rule.summed} | dict(rule.helpers)
+    pending, seen = [rule.on_pre, rule.on_post], set()
+    while pending:
+        for name in language.names(pending.pop()):
+            if name not in seen:
+                seen.add(name)
+                if name in definitions:
+                    pending.append(definitions[name])
+    return frozenset(seen)
+
+
+def spike_updates_read_weight(rule: Rule) -> bool:
+    """Whether the spike updates read ``w`` (then the rule runs sequentially)."""
+    return "w" in spike_reads(rule)
+
+
+def _simulate_parallel(rule: Rule, values, positions, kinds, size: int, dt_ms: float | None) -> torch.Tensor:
+    """Every event of every protocol at once (module docstring); ``dt_ms`` is None for event-driven rules."""
+    dtype = next(iter(values.values())).dtype
+    # time since the previous event (ms, or Euler steps), taken before any cast to float32
+    elapsed = torch.diff(positions, dim=1, prepend=positions[:, :1]).to(dtype)
+    fired = {"pre": kinds == PRE, "post": kinds == POST, "modulator": kinds == MODULATOR}
+    # decay per unit of `times`: c^t = exp(-rate * t)
+    rates = {
+        t.name: (1.0 / values[t.tau] if dt_ms is None else -torch.log1p(-dt_ms / values[t.tau])) for t in rule.traces
+    }
+    before = {t.name: _traces_before(elapsed, fired[t.source], rates[t.name], t.reset) for t in rule.traces}
+    namespace = {name: value[:, None, :] for name, value in values.items()} | before  # [P, E, M]
+    read = spike_reads(rule)
+    for name, expression, _unit in rule.summed:
+        if name in read:
+            namespace[name] = evaluate(expression, namespace)
+    for name, expression in rule.helpers:
+        namespace[name] = evaluate(expression, namespace)
+    change = torch.where((kinds == PRE)[..., None], torch.as_tensor(evaluate(rule.on_pre, namespace), dtype=dtype), 0.0)
+    change = change + torch.where(
+        (kinds == POST)[..., None], torch.as_tensor(evaluate(rule.on_post, namespace), dtype=dtype), 0.0
+    )
+    if dt_ms is None:
+        weight = 1.0 + change.sum(1)
+    else:
+        after = {
+            t.name: torch.where(fired[t.source][..., None], 1.0 if t.reset else before[t.name] + 1.0, before[t.name])
+            for t in rule.traces
+        }
+        gaps = torch.diff(positions, dim=1, append=positions[:, -1:])
+        gaps[:, -1] = torch.iinfo(torch.int64).max  # after the last event the drift acts until the traces vanish
+        logs = _gap_log_factors(rule, values, after, rates, gaps, dt_ms)  # [P, E, M]
+        # w_end = prod_e F_e + sum_e change_e * prod_{e' >= e} F_e'  (F_e: the gap after event e)
+        tail = torch.flip(torch.cumsum(torch.flip(logs, [1]), 1), [1])
+        weight = torch.exp(tail[:, 0]) + (change * torch.exp(tail)).sum(1)
+    return weight.expand(positions.shape[0], size).contiguous()
+
+
+def _traces_before(elapsed: torch.Tensor, fired: torch.Tensor, rate: torch.Tensor, reset: bool) -> torch.Tensor:
+    """A trace's value just before each event, ``[P, E, M]``, from the events of its source (``fired [P, E]``)
+    and the time since the previous event (``elapsed [P, E]``).
+
+    Between events the trace follows the affine map ``tr <- a_e (tr + f_{e-1})`` (``a_e`` the decay
+    over the gap, ``f`` 1 where the source fired; nearest-spike traces: ``tr <- a_e tr`` or
+    ``a_e`` after a spike); the maps are composed by a parallel prefix scan, log2(E) rounds.
+    """
+    decay = torch.exp(-elapsed[..., None] * rate.reshape(1, 1, -1))
+    spiked = torch.cat([torch.zeros_like(fired[:, :1]), fired[:, :-1]], dim=1)[..., None]  # source fired at e - 1
+    scale = torch.where(spiked, 0.0, decay) if reset else decay  # a reset forgets what came before
+    shift = torch.where(spiked, decay, 0.0)
+    span = 1
+    while span < elapsed.shape[1]:  # compose each map with the one `span` events earlier (Hillis-Steele)
+        shift = torch.cat([shift[:, :span], scale[:, span:] * shift[:, :-span] + shift[:, span:]], dim=1)
+        scale = torch.cat([scale[:, :span], scale[:, span:] * scale[:, :-span]], dim=1)
+        span *= 2
+    return shift
+
+
+def _gap_log_factors(rule: Rule, values, after, rates, gaps: torch.Tensor, dt_ms: float) -> torch.Tensor:
+    """``L [P, E, M]``: log of the Euler product of ``dw/dt = w g(traces)`` over the gap after each event.
+
+    All gaps of all protocols are summed together, window by window; a gap leaves the sum at its
+    end or once its traces have decayed below NEGLIGIBLE (where g vanishes, checked when the rule
+    was built). A gap shorter than a window is summed over the power of two that covers it.
+    """
+    assert rule.drift is not None, "only called for clock-driven rules"
+    count, events = gaps.shape
+    flat = {name: tr.reshape(count * events, -1) for name, tr in after.items()}  # [G, M]
+    sets = max([tr.shape[-1] for tr in flat.values()] + [v.shape[-1] for v in values.values()])
+    steps = gaps.reshape(-1)
+    logs = torch.zeros(count * events, sets, dtype=next(iter(flat.values())).dtype, device=gaps.device)
+    parameters = {k: v[..., None] for k, v in values.items()}  # [1, M, 1]
+    ratios = {name: torch.exp(-rates[name])[..., None] for name in flat}  # [1, M, 1]
+    scale = {name: tr.detach().abs().amax(-1) for name, tr in flat.items()}  # [G]
+    active = torch.nonzero((steps > 0) & (sum(scale.values()) > 0)).reshape(-1)
+    start = 0
+    while active.numel():
+        # each gap is summed over a power-of-two width that covers what is left of it, at most a window
+        left = torch.clamp(steps[active] - start, max=WINDOW)
+        widths = torch.pow(2, torch.ceil(torch.log2(left.to(torch.float64)))).to(torch.int64)
+        for width in torch.unique(widths).tolist():
+            group = active[widths == width]
+            chunk = max(1, BLOCK_ELEMENTS // (sets * width))
+            j = torch.arange(start, start + width, device=gaps.device, dtype=logs.dtype)
+            for first in range(0, group.numel(), chunk):
+                rows = group[first : first + chunk]
+                namespace = dict(parameters)
+                for name, tr in flat.items():
+                    namespace[name] = tr[rows][..., None] * ratios[name] ** j  # [A, M, W]
+                namespace["w"] = 1.0
+                rate = torch.as_tensor(evaluate(rule.drift, with_sums(rule, namespace)), dtype=logs.dtype)
+                inside = j < steps[rows].to(logs.dtype)[:, None, None]
+                step_logs = torch.where(inside, torch.log1p(dt_ms * rate), 0.0).sum(-1)
+                logs = logs.index_add(0, rows, step_logs.expand(rows.numel(), sets))
+        start += WINDOW
+        decayed = torch.stack([scale[name][active] * float(ratios[name].detach().max()) ** start for name in flat])
+        active = active[(steps[active] > start) & (decayed.amax(0) >= NEGLIGIBLE)]
+    return logs.reshape(count, events, sets)
