@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from neurofwp.errors import OutOfRangeError
+from neurofwp.errors import NeurofwpError, OutOfRangeError
 from neurofwp.plasticity.language import to_brian2
 from neurofwp.plasticity.rules import Rule, check_time_step, resolve_rule
 from neurofwp.plasticity.torch_backend import parameter_tensors
@@ -33,6 +33,8 @@ GRID_MS = 0.1
 # Clock-driven runs continue this many slowest time constants past the last spike, so the
 # drift has acted to within e^-50 (the torch backend integrates to the same limit).
 TAIL_TAUS = 50.0
+# A time constant of 0 (may_be_zero: instant relaxation) runs as this many ms
+ZERO_TAU_MS = 1e-9
 
 
 def model_equations(rule: Rule, summed_on_post: bool = False) -> str:
@@ -51,6 +53,8 @@ def model_equations(rule: Rule, summed_on_post: bool = False) -> str:
         for name, _expression, _unit in rule.summed:
             drift = re.sub(rf"\b{name}\b", f"{name}_post", drift)
     lines = [f"dw/dt = {drift} : 1 (clock-driven)" if rule.clock_driven else "w : 1"]
+    if rule.response is not None:
+        lines.append("response : 1  # the efficacy of the latest presynaptic spike")
     for name, expression, unit in rule.summed:
         lines.append(
             f"{name}_post = {to_brian2(expression, dimensions)} : {unit} (summed)"
@@ -61,7 +65,10 @@ def model_equations(rule: Rule, summed_on_post: bool = False) -> str:
         lines.append(f"{p.symbol} : {'second' if p.is_time else '1'} (constant)")
     for trace in rule.traces:
         trace_kind = "clock-driven" if trace.source == "modulator" else kind
-        lines.append(f"d{trace.name}/dt = -{trace.name} / {trace.tau} : 1 ({trace_kind})")
+        relaxing = (
+            f"-{trace.name}" if trace.rest == "0" else f"({to_brian2(trace.rest, dimensions)} - {trace.name})"
+        )
+        lines.append(f"d{trace.name}/dt = {relaxing} / {trace.tau} : 1 ({trace_kind})")
     return "\n".join(lines)
 
 
@@ -77,10 +84,16 @@ def pathway_code(rule: Rule, side: str, w_max: str | None = None) -> str:
     ``[0, w_max]`` when ``w_max`` names a bound), then the trace updates."""
     dimensions = rule.dimensions()
     lines = [f"{name} = {to_brian2(expression, dimensions)}" for name, expression in rule.helpers]
+    if side == "pre" and rule.response is not None:
+        lines.append(f"response = {to_brian2(rule.response, dimensions)}")  # before the spike's updates
     change = to_brian2(rule.on_pre if side == "pre" else rule.on_post, dimensions)
     lines.append(f"w = clip(w + {change}, 0, {w_max})" if w_max else f"w += {change}")
+    # on_spike updates read the values before the spike: all are computed, then assigned
+    updated = [t for t in rule.traces if t.source == side and t.on_spike]
+    lines += [f"{t.name}_next = {to_brian2(t.on_spike, dimensions)}" for t in updated]
+    lines += [f"{t.name} = {t.name}_next" for t in updated]
     for trace in rule.traces:
-        if trace.source == side:
+        if trace.source == side and not trace.on_spike:
             lines.append(f"{trace.name} = 1" if trace.reset else f"{trace.name} += 1")
     return "\n".join(lines)
 
@@ -108,7 +121,32 @@ def simulate(
     report: Callable | str | None = None,
 ) -> np.ndarray:
     """Final weight (initial weight 1) for every protocol × parameter set, ``[P, M]`` (see the torch backend)."""
+    weights, _responses = _run(resolve_rule(rule), protocols, parameters, dt_ms, report, record=False)
+    return weights
+
+
+def simulate_responses(
+    rule: str | Rule,
+    protocols: Sequence[Protocol],
+    parameters: Mapping[str, object] | None = None,
+    *,
+    dt_ms: float = 0.1,
+    report: Callable | str | None = None,
+) -> np.ndarray:
+    """The efficacy (``response``) of every presynaptic spike, ``[P, S, M]``, NaN-padded (see the torch backend).
+
+    The synapse stores each spike's response in its variable ``response``; a ``StateMonitor``
+    reads it after the synapses have run in the time step of every presynaptic spike.
+    """
     rule = resolve_rule(rule)
+    if rule.response is None:
+        raise NeurofwpError(f"rule {rule.name!r} has no response (a per-spike efficacy); its result is w")
+    _weights, responses = _run(rule, protocols, parameters, dt_ms, report, record=True)
+    assert responses is not None
+    return responses
+
+
+def _run(rule: Rule, protocols, parameters, dt_ms: float, report, record: bool):
     if not protocols:
         raise ProtocolError("no protocols to simulate")
     tensors, size = parameter_tensors(rule, parameters, dtype=torch.float64)  # checks every value
@@ -172,8 +210,18 @@ def simulate(
     synapses.w = 1.0
     for p in rule.parameters:
         per_synapse = np.tile(np.broadcast_to(values[p.symbol], (size,)), n_protocols)
+        if p.may_be_zero:  # relaxes to exactly its rest within any time step (exp(-0.1 ms / 1e-9 ms) = 0)
+            per_synapse = np.maximum(per_synapse, ZERO_TAU_MS)
         setattr(synapses, p.symbol, per_synapse * (b2.ms if p.is_time else 1))
+    dimensions = rule.dimensions()
+    for trace in rule.traces:  # every trace starts at its rest
+        if trace.rest != "0":
+            setattr(synapses, trace.name, to_brian2(trace.rest, dimensions))
     network.add(pre_group, post_group, synapses)
+    monitor = None
+    if record:
+        monitor = b2.StateMonitor(synapses, "response", record=True, when="after_synapses", dt=step_ms * b2.ms)
+        network.add(monitor)
     if modulated:
         modulator = b2.SpikeGeneratorGroup(
             count, np.asarray(mod_idx, dtype=int), np.asarray(mod_t) * b2.ms, dt=step_ms * b2.ms
@@ -183,4 +231,14 @@ def simulate(
         delivery.pre.order = -1  # a pulse reaches the synapse before a simultaneous spike
         network.add(modulator, delivery)
     network.run(duration_ms * b2.ms, report=report, namespace={})
-    return np.asarray(synapses.w[:]).reshape(n_protocols, size)
+    weights = np.asarray(synapses.w[:]).reshape(n_protocols, size)
+    if monitor is None:
+        return weights, None
+    samples = np.asarray(monitor.response[:])  # [synapse, step]
+    trains = [protocol.spike_trains()[0] for protocol in protocols]
+    responses = np.full((n_protocols, max(len(t) for t in trains), size), np.nan)
+    for row, train in enumerate(trains):
+        steps = np.rint(train / step_ms).astype(int)
+        for column in range(size):
+            responses[row, : len(train), column] = samples[row * size + column, steps]
+    return weights, responses

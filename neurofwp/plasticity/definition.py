@@ -7,8 +7,13 @@ bounds. A rule file (TOML, :func:`load_rule`) holds exactly the fields of a :cla
 :meth:`Rule.to_toml` writes them back: ``rule_from_toml(rule.to_toml()) == rule``.
 
 Expressions use the parameter names without their ``_ms`` suffix (``tau_plus`` for
-``tau_plus_ms``), the trace names and the weight ``w``. Traces decay as
-:math:`d\,tr/dt = -tr/\tau` and are read *before* the current spike's own increment.
+``tau_plus_ms``), the trace names and the weight ``w``. Traces relax as
+:math:`d\,tr/dt = (r - tr)/\tau` toward their rest r (0 unless stated) and are read *before*
+the current spike's own update. A spike of a trace's source adds 1 to it, sets it to 1
+(``reset``) or sets it to its ``on_spike`` expression, evaluated on the values before the
+spike (all updates of one spike are simultaneous). Short-term plasticity is written this way:
+the Tsodyks–Markram resources relax to 1 and are depleted, ``R ← R(1 − u)``, and ``response``
+is the transient efficacy each presynaptic spike delivers (e.g. ``A * u * R``), apart from ``w``.
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ class Parameter:
     default: float
     bounds: tuple[float, float]
     description: str = ""
+    # A time constant that may be 0: the variable it governs relaxes at once (only a trace's tau)
+    may_be_zero: bool = False
 
     def __post_init__(self) -> None:
         # plain floats, so that a default written 0 in a file equals one written 0.0
@@ -84,18 +91,26 @@ class Parameter:
 
     @property
     def is_time(self) -> bool:
-        """Whether the parameter is a time (name ending in ``_ms``; must be > 0)."""
+        """Whether the parameter is a time (name ending in ``_ms``; must be > 0, or ≥ 0 with ``may_be_zero``)."""
         return self.name.endswith("_ms")
 
 
 @dataclass(frozen=True)
 class Trace:
-    """A synaptic trace ``d tr/dt = -tr / tau``, bumped by ``source`` events (``+= 1``, or ``= 1`` when ``reset``)."""
+    """A synaptic variable ``d tr/dt = (rest - tr) / tau`` (initially ``rest``), updated by ``source`` events:
+    ``+= 1``, ``= 1`` when ``reset``, or ``= on_spike`` (an expression of parameters and traces)."""
 
     name: str
     tau: str  # parameter symbol of the time constant
     source: str  # "pre", "post" or "modulator" (a neuromodulator pulse, the third factor)
     reset: bool = False
+    rest: str = "0"  # expression of parameters: the value the trace relaxes to
+    on_spike: str = ""  # empty: += 1 (or = 1 with reset)
+
+    @property
+    def standard(self) -> bool:
+        """Whether the trace relaxes to 0 and a spike adds 1 or resets it to 1 (a trace in the strict sense)."""
+        return self.rest == "0" and self.on_spike == ""
 
 
 @dataclass(frozen=True)
@@ -123,6 +138,9 @@ class Rule:
     # stands for the sum over all synapses onto the postsynaptic neuron; in a protocol (one
     # synapse per neuron) for the synapse's own term.
     summed: tuple[tuple[str, str, str], ...] = field(default_factory=tuple)
+    # The transient efficacy a presynaptic spike delivers, read before the spike's updates
+    # (short-term plasticity); None: the rule describes only the persistent weight w.
+    response: str | None = None
     reference: str = ""
     label: str = ""
     family: str = CUSTOM_FAMILY
@@ -192,8 +210,9 @@ def check_parameter_value(parameter: Parameter, value: object) -> float:
     value = float(value)
     if not math.isfinite(value):
         raise NonFiniteError(f"parameter {parameter.name} must be finite, got {value}")
-    if parameter.is_time and value <= 0:
-        raise OutOfRangeError(f"time constant {parameter.name} must be > 0 ms, got {value}")
+    if parameter.is_time and (value < 0 or (value == 0 and not parameter.may_be_zero)):
+        relation = ">= 0" if parameter.may_be_zero else "> 0"
+        raise OutOfRangeError(f"time constant {parameter.name} must be {relation} ms, got {value}")
     return value
 
 
@@ -300,8 +319,13 @@ def validate(rule: Rule) -> None:
         low, high = (_number(rule, f"{key}.bounds", b) for b in bounds)
         if not low < high:
             raise _fail(rule, f"{key}.bounds", f"needs low < high, got [{low:g}, {high:g}]")
-        if p.is_time and low <= 0:
-            raise _fail(rule, f"{key}.bounds", f"a time constant's lower bound must be > 0 ms, got {low:g}")
+        if not isinstance(p.may_be_zero, bool):
+            raise _fail(rule, f"{key}.may_be_zero", f"must be true or false, got {p.may_be_zero!r}")
+        if p.may_be_zero and not p.is_time:
+            raise _fail(rule, f"{key}.may_be_zero", "only a time constant (a name ending in _ms) may be 0")
+        if p.is_time and (low < 0 or (low == 0 and not p.may_be_zero)):
+            allowed = ">= 0 ms" if p.may_be_zero else "> 0 ms (may_be_zero = true allows 0: instant relaxation)"
+            raise _fail(rule, f"{key}.bounds", f"a time constant's lower bound must be {allowed}, got {low:g}")
         if not low <= default <= high:
             raise _fail(rule, f"{key}.default", f"{default:g} lies outside the bounds [{low:g}, {high:g}]")
         _text(rule, f"{key}.description", p.description)
@@ -329,11 +353,32 @@ def validate(rule: Rule) -> None:
             raise _fail(rule, f"{key}.source", f"{t.source!r} is not one of {', '.join(SOURCES)}")
         if not isinstance(t.reset, bool):
             raise _fail(rule, f"{key}.reset", f"must be true or false, got {t.reset!r}")
+        _text(rule, f"{key}.rest", t.rest, empty=False)
+        _text(rule, f"{key}.on_spike", t.on_spike)
+        if t.on_spike and t.reset:
+            raise _fail(rule, f"{key}.reset", "a trace with on_spike sets its own value at a spike; leave reset out")
+        if not t.standard and (rule.drift is not None or t.source == "modulator"):
+            raise _fail(
+                rule,
+                f"{key}.on_spike" if t.on_spike else f"{key}.rest",
+                "a trace with a rest or an on_spike update needs an event-driven rule (no drift) "
+                "and a pre or post source",
+            )
+    zero_taus = {p.symbol for p in rule.parameters if p.may_be_zero}
 
     # postsynaptic sums: read parameters, traces and w
     dims: dict[str, Fraction] = {"w": language.DIMENSIONLESS}
     dims.update({p.symbol: language.TIME if p.is_time else language.DIMENSIONLESS for p in rule.parameters})
     dims.update({t.name: language.DIMENSIONLESS for t in rule.traces})
+    # a trace's rest reads parameters; its on_spike update parameters and traces (values before the spike)
+    parameter_scope = [p.symbol for p in rule.parameters]
+    for t in rule.traces:
+        for key, text, scope_here in (
+            ("rest", t.rest, parameter_scope),
+            ("on_spike", t.on_spike, [*parameter_scope, *(u.name for u in rule.traces)]),
+        ):
+            if text and _expression(rule, f"traces.{t.name}.{key}", text, scope_here, dims) != 0:
+                raise _fail(rule, f"traces.{t.name}.{key}", f"{text!r} must be dimensionless, like the trace")
     base_scope = [*(p.symbol for p in rule.parameters), *(t.name for t in rule.traces), "w"]
     degrees: dict[str, int | None] = {}
     if not isinstance(rule.summed, tuple):
@@ -382,6 +427,18 @@ def validate(rule: Rule) -> None:
             raise _fail(
                 rule, key, f"{getattr(rule, key)!r} is {language.describe(found)}; a weight change is dimensionless"
             )
+    if rule.response is not None:
+        found = _expression(rule, "response", rule.response, scope, dims)
+        if found != 0:
+            raise _fail(rule, "response", f"{rule.response!r} is {language.describe(found)}; an efficacy is dimensionless")
+    # a time constant that may be 0 must not divide anything: it may only be a trace's tau
+    texts = {"on_pre": rule.on_pre, "on_post": rule.on_post, "response": rule.response, "drift": rule.drift}
+    texts |= {f"helpers.{n}": e for n, e in rule.helpers} | {f"summed.{n}": e for n, e, _u in rule.summed}
+    texts |= {f"traces.{t.name}.{k}": getattr(t, k) for t in rule.traces for k in ("rest", "on_spike")}
+    for key, text in texts.items():
+        for name in language.names(text) if text else ():
+            if name in zero_taus:
+                raise _fail(rule, key, f"{text!r} reads {name}, which may be 0 (may_be_zero): only a trace's tau may")
     if rule.drift is not None:
         found = _expression(rule, "drift", rule.drift, [*base_scope, *sums], dims)
         if found != -1:
@@ -423,11 +480,11 @@ def validate(rule: Rule) -> None:
 
 _TOP_KEYS = (
     "name", "label", "family", "summary", "reference", "free",
-    "on_pre", "on_post", "drift", "helpers", "summed", "parameters", "traces",
+    "on_pre", "on_post", "drift", "response", "helpers", "summed", "parameters", "traces",
 )  # fmt: skip
 _REQUIRED = ("name", "summary", "on_pre", "on_post", "parameters", "traces")
-_PARAMETER_KEYS = ("name", "default", "bounds", "description")
-_TRACE_KEYS = ("name", "tau", "source", "reset")
+_PARAMETER_KEYS = ("name", "default", "bounds", "description", "may_be_zero")
+_TRACE_KEYS = ("name", "tau", "source", "reset", "rest", "on_spike")
 
 
 def _unknown_keys(path: str, where: str, table: Mapping[str, object], allowed: tuple[str, ...]) -> None:
@@ -472,12 +529,14 @@ def rule_from_toml(text: str, source: str = "<text>") -> Rule:
             e["default"],
             tuple(e["bounds"]) if isinstance(e["bounds"], list) else e["bounds"],
             e.get("description", ""),
+            e.get("may_be_zero", False),
         )
         for e in _entries(source, document, "parameters", _PARAMETER_KEYS)
     ]
-    traces = [Trace(e["name"], e["tau"], e["source"], e.get("reset", False)) for e in _entries(
-        source, document, "traces", _TRACE_KEYS
-    )]  # fmt: skip
+    traces = [
+        Trace(e["name"], e["tau"], e["source"], e.get("reset", False), e.get("rest", "0"), e.get("on_spike", ""))
+        for e in _entries(source, document, "traces", _TRACE_KEYS)
+    ]
     for key in ("helpers", "summed", "free"):
         if key in document and not isinstance(document[key], list):
             raise RuleFileError(source, key, f"must be an array, got {document[key]!r}")
@@ -490,6 +549,7 @@ def rule_from_toml(text: str, source: str = "<text>") -> Rule:
             on_pre=document["on_pre"],
             on_post=document["on_post"],
             drift=document.get("drift"),
+            response=document.get("response"),
             helpers=document.get("helpers", []),
             summed=document.get("summed", []),
             reference=document.get("reference", ""),
@@ -538,6 +598,8 @@ def to_toml(rule: Rule) -> str:
     lines += [f"on_pre = {_string(rule.on_pre)}", f"on_post = {_string(rule.on_post)}"]
     if rule.drift is not None:
         lines.append(f"drift = {_string(rule.drift)}")
+    if rule.response is not None:
+        lines.append(f"response = {_string(rule.response)}")
     if rule.helpers:
         lines.append(f"helpers = [{', '.join(f'[{_string(n)}, {_string(e)}]' for n, e in rule.helpers)}]")
     if rule.summed:
@@ -547,7 +609,13 @@ def to_toml(rule: Rule) -> str:
         lines += ["", "[[parameters]]", f"name = {_string(p.name)}", f"default = {_float(p.default)}"]
         lines.append(f"bounds = [{_float(p.bounds[0])}, {_float(p.bounds[1])}]")
         lines.append(f"description = {_string(p.description)}")
+        if p.may_be_zero:
+            lines.append("may_be_zero = true")
     for t in rule.traces:
         lines += ["", "[[traces]]", f"name = {_string(t.name)}", f"tau = {_string(t.tau)}"]
         lines += [f"source = {_string(t.source)}", f"reset = {'true' if t.reset else 'false'}"]
+        if t.rest != "0":
+            lines.append(f"rest = {_string(t.rest)}")
+        if t.on_spike:
+            lines.append(f"on_spike = {_string(t.on_spike)}")
     return "\n".join(lines) + "\n"

@@ -77,8 +77,9 @@ def parameter_tensors(
             detached = value.detach()
             if not bool(torch.isfinite(detached).all()):
                 raise NonFiniteError(f"parameter {p.name} holds non-finite values")
-            if p.is_time and bool((detached <= 0).any()):
-                raise OutOfRangeError(f"time constant {p.name} must be > 0 ms, got {detached.min().item():g}")
+            if p.is_time and bool(((detached < 0) | ((detached == 0) & (not p.may_be_zero))).any()):
+                relation = ">= 0" if p.may_be_zero else "> 0"
+                raise OutOfRangeError(f"time constant {p.name} must be {relation} ms, got {detached.min().item():g}")
             tensor = value.to(dtype=dtype, device=device).reshape(1, -1)
         else:
             array = np.atleast_1d(np.asarray(value, dtype=float))
@@ -144,66 +145,150 @@ def simulate(
             missing names take the rule's defaults.
         dt_ms: integration step of clock-driven rules (unused by event-driven ones).
         method: ``"parallel"`` (every event at once), ``"sequential"`` (event by event, the
-            reference) or ``"auto"``: parallel unless the rule's spike updates read ``w``.
+            reference) or ``"auto"``: parallel where the rule has that form (:func:`has_parallel_form`).
     """
     rule = resolve_rule(rule)
     if method not in METHODS:
         raise UnknownNameError("method", method, METHODS)
     if method == "auto":
-        method = "sequential" if spike_updates_read_weight(rule) else "parallel"
-    elif method == "parallel" and spike_updates_read_weight(rule):
-        raise NeurofwpError(f"rule {rule.name!r}: its spike updates read w, so it has no parallel form")
-    if not protocols:
-        raise ProtocolError("no protocols to simulate")
-    values, size = parameter_tensors(rule, parameters, dtype, device)
-    clock = rule.clock_driven
-    if clock:
-        if not dt_ms > 0:
-            raise OutOfRangeError(f"dt_ms must be > 0, got {dt_ms}")
-        check_time_step(rule, dt_ms, parameters)
-    positions, kinds = event_table(protocols, dt_ms if clock else None)
-    positions = torch.as_tensor(positions, device=device)
-    kinds = torch.as_tensor(kinds, device=device)
-    n_protocols = len(protocols)
+        method = "parallel" if has_parallel_form(rule) else "sequential"
+    elif method == "parallel" and not has_parallel_form(rule):
+        raise NeurofwpError(
+            f"rule {rule.name!r} has no parallel form: its spike updates read w, or a trace has a rest, "
+            "an on_spike update or a time constant that may be 0"
+        )
+    run = _Run(rule, protocols, parameters, dt_ms, dtype, device)
     if method == "parallel":
-        return _simulate_parallel(rule, values, positions, kinds, size, dt_ms if clock else None)
-
-    weight = torch.ones(n_protocols, size, dtype=dtype, device=device)
-    traces = {t.name: torch.zeros(n_protocols, size, dtype=dtype, device=device) for t in rule.traces}
-    taus = {t.name: values[t.tau] for t in rule.traces}
-    if clock:
-        ratios = {name: 1.0 - dt_ms / tau for name, tau in taus.items()}  # Euler decay per step
-
-    previous = torch.zeros_like(positions[:, 0])
-    for column in range(positions.shape[1]):
-        gap = (positions[:, column] - previous)[:, None]
-        previous = positions[:, column]
-        if clock:
-            weight, traces = _advance_clock(rule, values, weight, traces, ratios, gap, dt_ms)
-        else:
-            elapsed = gap.to(dtype)
-            traces = {name: tr * torch.exp(-elapsed / taus[name]) for name, tr in traces.items()}
-        weight, traces = _spike(rule, values, weight, traces, kinds[:, column : column + 1])
-    if clock:  # let the drift act until the traces have vanished
-        infinite = torch.full((n_protocols, 1), torch.iinfo(torch.int64).max, device=device)
-        weight, traces = _advance_clock(rule, values, weight, traces, ratios, infinite, dt_ms)
+        return _simulate_parallel(rule, run.values, run.positions, run.kinds, run.size, dt_ms if run.clock else None)
+    weight, _responses = run.sequential(record=False)
     return weight
 
 
-def _spike(rule: Rule, values, weight, traces, kind):
+def simulate_responses(
+    rule: str | Rule,
+    protocols: Sequence[Protocol],
+    parameters: Mapping[str, object] | None = None,
+    *,
+    dt_ms: float = 0.1,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """The efficacy (the rule's ``response``) delivered by every presynaptic spike, ``[P, S, M]``.
+
+    ``S`` is the largest number of presynaptic spikes of a protocol; shorter protocols are
+    padded with NaN. Each response is read before the spike's own updates (of the traces and
+    of ``w``). Arguments as for :func:`simulate`; the run is event by event.
+    """
+    rule = resolve_rule(rule)
+    if rule.response is None:
+        raise NeurofwpError(f"rule {rule.name!r} has no response (a per-spike efficacy); its result is w")
+    _weight, responses = _Run(rule, protocols, parameters, dt_ms, dtype, device).sequential(record=True)
+    return responses
+
+
+@functools.cache
+def has_parallel_form(rule: Rule) -> bool:
+    """Whether every event can be evaluated at once: the spike updates do not read ``w`` and every
+    trace is standard (rest 0, += 1 or reset) with a time constant that cannot be 0."""
+    zero = {p.symbol for p in rule.parameters if p.may_be_zero}
+    return not spike_updates_read_weight(rule) and all(t.standard and t.tau not in zero for t in rule.traces)
+
+
+class _Run:
+    """One simulation's resolved inputs: parameter tensors, the event table, and the event-by-event loop."""
+
+    def __init__(self, rule: Rule, protocols, parameters, dt_ms: float, dtype, device):
+        if not protocols:
+            raise ProtocolError("no protocols to simulate")
+        self.rule, self.dt_ms, self.dtype, self.device = rule, dt_ms, dtype, device
+        self.values, self.size = parameter_tensors(rule, parameters, dtype, device)
+        self.clock = rule.clock_driven
+        if self.clock:
+            if not dt_ms > 0:
+                raise OutOfRangeError(f"dt_ms must be > 0, got {dt_ms}")
+            check_time_step(rule, dt_ms, parameters)
+        positions, kinds = event_table(protocols, dt_ms if self.clock else None)
+        self.positions = torch.as_tensor(positions, device=device)
+        self.kinds = torch.as_tensor(kinds, device=device)
+
+    def sequential(self, record: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The reference: event by event. Returns ``w_end [P, M]`` and, with ``record``, the responses."""
+        rule, values, dtype, device = self.rule, self.values, self.dtype, self.device
+        count = self.positions.shape[0]
+        weight = torch.ones(count, self.size, dtype=dtype, device=device)
+        rests = {t.name: _rest(t, values, count, self.size, dtype, device) for t in rule.traces}
+        traces = dict(rests)  # every trace starts at its rest
+        taus = {t.name: values[t.tau] for t in rule.traces}
+        if self.clock:
+            ratios = {name: 1.0 - self.dt_ms / tau for name, tau in taus.items()}  # Euler decay per step
+        responses = []
+        previous = torch.zeros_like(self.positions[:, 0])
+        for column in range(self.positions.shape[1]):
+            gap = (self.positions[:, column] - previous)[:, None]
+            previous = self.positions[:, column]
+            if self.clock:
+                weight, traces = _advance_clock(rule, values, weight, traces, ratios, gap, self.dt_ms)
+            else:
+                elapsed = gap.to(dtype)
+                traces = {
+                    name: rests[name] + (tr - rests[name]) * _relaxation(elapsed, taus[name])
+                    for name, tr in traces.items()
+                }
+            kind = self.kinds[:, column : column + 1]
+            weight, traces, response = _spike(rule, values, weight, traces, kind, record)
+            if record:
+                responses.append(response)
+        if self.clock:  # let the drift act until the traces have vanished
+            infinite = torch.full((count, 1), torch.iinfo(torch.int64).max, device=device)
+            weight, traces = _advance_clock(rule, values, weight, traces, ratios, infinite, self.dt_ms)
+        if not record:
+            return weight, None
+        # the responses of pre spikes, in order, padded with NaN: [P, S, M]
+        stacked = torch.stack(responses, dim=1)  # [P, E, M]
+        is_pre = self.kinds == PRE
+        spikes = int(is_pre.sum(1).max()) if is_pre.numel() else 0
+        out = torch.full((count, spikes, stacked.shape[-1]), torch.nan, dtype=dtype, device=device)
+        rows, columns = torch.nonzero(is_pre, as_tuple=True)
+        order = torch.cumsum(is_pre.to(torch.int64), dim=1)[rows, columns] - 1
+        out = out.index_put((rows, order), stacked[rows, columns])
+        return weight, out
+
+
+def _rest(trace, values, count: int, size: int, dtype, device) -> torch.Tensor:
+    """A trace's rest value, ``[P, M]``."""
+    rest = torch.as_tensor(evaluate(trace.rest, dict(values)), dtype=dtype, device=device)
+    return rest.expand(count, size) if rest.ndim else torch.full((count, size), float(rest), dtype=dtype, device=device)
+
+
+def _relaxation(elapsed: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+    """``exp(-elapsed / tau)``; a time constant of 0 relaxes at once (factor 0 after any time, 1 at none)."""
+    positive = tau > 0
+    safe = torch.where(positive, tau, torch.ones_like(tau))
+    return torch.where(positive, torch.exp(-elapsed / safe), (elapsed <= 0).to(tau.dtype))
+
+
+def _spike(rule: Rule, values, weight, traces, kind, record: bool = False):
     namespace = with_sums(rule, {**values, **traces, "w": weight})
     for name, expression in rule.helpers:
         namespace[name] = evaluate(expression, namespace)
     is_pre, is_post, is_modulator = kind == PRE, kind == POST, kind == MODULATOR
+    response = None
+    if record and rule.response is not None:
+        response = torch.as_tensor(evaluate(rule.response, namespace), dtype=weight.dtype).expand_as(weight)
     change = torch.where(is_pre, torch.as_tensor(evaluate(rule.on_pre, namespace), dtype=weight.dtype), 0.0)
     change = change + torch.where(is_post, torch.as_tensor(evaluate(rule.on_post, namespace), dtype=weight.dtype), 0.0)
     weight = weight + change
     updated = {}
     for trace in rule.traces:
         fired = {"pre": is_pre, "post": is_post, "modulator": is_modulator}[trace.source]
-        bumped = torch.ones_like(traces[trace.name]) if trace.reset else traces[trace.name] + 1.0
+        if trace.on_spike:  # from the values before this spike, like every update of the spike
+            bumped = torch.as_tensor(evaluate(trace.on_spike, namespace), dtype=weight.dtype)
+        elif trace.reset:
+            bumped = torch.ones_like(traces[trace.name])
+        else:
+            bumped = traces[trace.name] + 1.0
         updated[trace.name] = torch.where(fired, bumped, traces[trace.name])
-    return weight, updated
+    return weight, updated, response
 
 
 def _advance_clock(rule: Rule, values, weight, traces, ratios, steps, dt_ms):
