@@ -353,14 +353,19 @@ def rules_command(rule: str | None) -> None:
     click.echo(item.summary)
     if item.reference:
         click.echo(f"reference: {item.reference}")
-    click.echo("traces (d tr/dt = -tr/tau; a spike adds 1, or sets 1 when nearest-spike):")
+    click.echo("traces (d tr/dt = (rest - tr)/tau, rest 0 unless given; a spike adds 1, sets 1 when nearest-spike,")
+    click.echo("        or sets its on_spike value, computed from the values before the spike):")
     for trace in item.traces:
         reset = " (nearest-spike)" if trace.reset else ""
-        click.echo(f"  {trace.name:<10} tau = {trace.tau:<14} driven by {trace.source} spikes{reset}")
+        rest = f", rest {trace.rest}" if trace.rest != "0" else ""
+        update = f", at a spike {trace.name} = {trace.on_spike}" if trace.on_spike else ""
+        click.echo(f"  {trace.name:<10} tau = {trace.tau:<14} driven by {trace.source} spikes{reset}{rest}{update}")
     for name, expression in item.helpers:
         click.echo(f"  {name} = {expression}")
     for name, expression, unit in item.summed:
         click.echo(f"  {name} = sum over synapses of {expression} [{unit}]")
+    if item.response is not None:
+        click.echo(f"each presynaptic spike delivers (before its updates): {item.response}")
     click.echo(f"on a presynaptic spike:  w += {item.on_pre}")
     click.echo(f"on a postsynaptic spike: w += {item.on_post}")
     if item.drift:
@@ -368,7 +373,7 @@ def rules_command(rule: str | None) -> None:
     click.echo(f"{'parameter':<16}{'default':>10}  {'bounds':<20}{'unit':<6}{'free':<6}description")
     for parameter in item.parameters:
         low, high = parameter.bounds
-        unit = "ms" if parameter.is_time else "1"
+        unit = ("ms" + ("≥0" if parameter.may_be_zero else "")) if parameter.is_time else "1"
         free = "yes" if parameter.name in item.free else ""
         click.echo(
             f"{parameter.name:<16}{parameter.default:>10.4g}  {f'[{low:g}, {high:g}]':<20}{unit:<6}{free:<6}"

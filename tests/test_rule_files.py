@@ -143,6 +143,13 @@ MISTAKES = [
     ("bad-trace-key", "traces.y.nearest", "unknown key"),
     ("bad-type", "on_post", "must be text, got float 0.01"),
     ("bad-toml", "", "not valid TOML"),
+    ("bad-zero-tau", "parameters.tau_rec_ms.bounds", "may_be_zero = true allows 0"),
+    ("bad-zero-tau-in-expression", "response", "reads tau_rec, which may be 0"),
+    ("bad-rest-units", "traces.R.rest", "must be dimensionless, like the trace"),
+    ("bad-rest-with-drift", "traces.R.on_spike", "needs an event-driven rule (no drift)"),
+    ("bad-on-spike-name", "traces.R.on_spike", "unknown name 'uu'"),
+    ("bad-on-spike-reset", "traces.R.reset", "leave reset out"),
+    ("bad-response-units", "response", "is time; an efficacy is dimensionless"),
 ]
 
 
