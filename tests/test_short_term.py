@@ -111,11 +111,12 @@ def test_steady_state_efficacy_of_a_regular_train(U, tau_rec, tau_facil, rate_hz
 
 @pytest.mark.parametrize(("U", "tau_rec", "tau_facil"), [(0.5, 800.0, 0.0), (0.03, 130.0, 530.0), (0.7, 100.0, 30.0)])
 def test_paired_pulse_ratio_versus_interval(U, tau_rec, tau_facil):
-    """PPR(Δ) = (1 + (1 − U) e^{−Δ/τ_F}) (1 − U e^{−Δ/τ_D}): facilitation beats depression at short Δ when U is small."""
+    """PPR(Δ) = (1 + (1 − U) e^{−Δ/τ_F}) (1 − U e^{−Δ/τ_D}); facilitation wins at short Δ when U is small."""
     intervals = [5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 3000.0]
     rule = get_rule("tsodyks-markram")
     pairs = [train(f"{d:g} ms", [0.0, d]) for d in intervals]
-    responses = torch_backend.simulate_responses(rule, pairs, {"U": U, "tau_rec_ms": tau_rec, "tau_facil_ms": tau_facil})
+    values = {"U": U, "tau_rec_ms": tau_rec, "tau_facil_ms": tau_facil}
+    responses = torch_backend.simulate_responses(rule, pairs, values)
     ratio = (responses[:, 1, 0] / responses[:, 0, 0]).numpy()
     delta = np.asarray(intervals)
     f = np.exp(-delta / tau_facil) if tau_facil > 0 else 0.0

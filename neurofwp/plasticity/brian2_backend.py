@@ -65,9 +65,7 @@ def model_equations(rule: Rule, summed_on_post: bool = False) -> str:
         lines.append(f"{p.symbol} : {'second' if p.is_time else '1'} (constant)")
     for trace in rule.traces:
         trace_kind = "clock-driven" if trace.source == "modulator" else kind
-        relaxing = (
-            f"-{trace.name}" if trace.rest == "0" else f"({to_brian2(trace.rest, dimensions)} - {trace.name})"
-        )
+        relaxing = f"-{trace.name}" if trace.rest == "0" else f"({to_brian2(trace.rest, dimensions)} - {trace.name})"
         lines.append(f"d{trace.name}/dt = {relaxing} / {trace.tau} : 1 ({trace_kind})")
     return "\n".join(lines)
 

@@ -430,7 +430,8 @@ def validate(rule: Rule) -> None:
     if rule.response is not None:
         found = _expression(rule, "response", rule.response, scope, dims)
         if found != 0:
-            raise _fail(rule, "response", f"{rule.response!r} is {language.describe(found)}; an efficacy is dimensionless")
+            detail = f"{rule.response!r} is {language.describe(found)}; an efficacy is dimensionless"
+            raise _fail(rule, "response", detail)
     # a time constant that may be 0 must not divide anything: it may only be a trace's tau
     texts = {"on_pre": rule.on_pre, "on_post": rule.on_post, "response": rule.response, "drift": rule.drift}
     texts |= {f"helpers.{n}": e for n, e in rule.helpers} | {f"summed.{n}": e for n, e, _u in rule.summed}

@@ -183,6 +183,7 @@ def simulate_responses(
     if rule.response is None:
         raise NeurofwpError(f"rule {rule.name!r} has no response (a per-spike efficacy); its result is w")
     _weight, responses = _Run(rule, protocols, parameters, dt_ms, dtype, device).sequential(record=True)
+    assert responses is not None
     return responses
 
 
