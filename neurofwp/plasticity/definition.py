@@ -433,7 +433,8 @@ def validate(rule: Rule) -> None:
             detail = f"{rule.response!r} is {language.describe(found)}; an efficacy is dimensionless"
             raise _fail(rule, "response", detail)
     # a time constant that may be 0 must not divide anything: it may only be a trace's tau
-    texts = {"on_pre": rule.on_pre, "on_post": rule.on_post, "response": rule.response, "drift": rule.drift}
+    texts: dict[str, str | None] = {"on_pre": rule.on_pre, "on_post": rule.on_post}
+    texts |= {"response": rule.response, "drift": rule.drift}
     texts |= {f"helpers.{n}": e for n, e in rule.helpers} | {f"summed.{n}": e for n, e, _u in rule.summed}
     texts |= {f"traces.{t.name}.{k}": getattr(t, k) for t in rule.traces for k in ("rest", "on_spike")}
     for key, text in texts.items():
