@@ -437,7 +437,8 @@ def validate(rule: Rule) -> None:
     texts |= {"response": rule.response, "drift": rule.drift}
     texts |= {f"helpers.{n}": e for n, e in rule.helpers} | {f"summed.{n}": e for n, e, _u in rule.summed}
     texts |= {f"traces.{t.name}.{k}": getattr(t, k) for t in rule.traces for k in ("rest", "on_spike")}
-    for key, text in texts.items():
+    for key, maybe_text in texts.items():
+        text = maybe_text or ""
         for name in language.names(text) if text else ():
             if name in zero_taus:
                 raise _fail(rule, key, f"{text!r} reads {name}, which may be 0 (may_be_zero): only a trace's tau may")
