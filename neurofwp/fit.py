@@ -41,6 +41,9 @@ import xarray as xr
 
 from neurofwp import sweeps
 from neurofwp.errors import DTypeError, NeurofwpError, OutOfRangeError, UnknownNameError
+from neurofwp.observations import model as model_observations
+from neurofwp.observations import model_numpy as model_observations_numpy
+from neurofwp.observations import observations
 from neurofwp.plasticity import (
     BACKENDS,
     brian2_backend,
@@ -53,7 +56,7 @@ from neurofwp.plasticity import (
 )
 from neurofwp.plasticity.definition import check_time_step
 from neurofwp.plasticity.rules import Rule, check_parameter_value
-from neurofwp.protocols import Protocol, ProtocolError, check_sem
+from neurofwp.protocols import Protocol
 
 # A free parameter within this fraction of its bound width from a bound is reported at that bound.
 AT_BOUND_TOLERANCE = 1e-6
@@ -77,18 +80,13 @@ class FitResult:
 
 
 def objective_terms(protocols: Sequence[Protocol]) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Data and the per-protocol scale (SEM, or 1 without SEM) of E.
+    """Data and the per-observation scale (SEM, or 1 without SEM) of E (:func:`neurofwp.observations.observations`).
 
     Raises :class:`~neurofwp.protocols.MissingSEMError` (naming the rows) where only some
-    protocols have an SEM.
+    observations have an SEM.
     """
-    if any(p.dw_percent is None for p in protocols):
-        missing = next(p.name for p in protocols if p.dw_percent is None)
-        raise ProtocolError(f"protocol {missing!r} has no dw_percent: there is nothing to fit")
-    data = np.array([p.dw_percent for p in protocols], dtype=float)
-    has_sem = check_sem(protocols)
-    scale = np.array([p.sem_percent for p in protocols], dtype=float) if has_sem else np.ones(len(protocols))
-    return data, scale, has_sem
+    observed = observations(protocols)
+    return observed.data, observed.scale, observed.has_sem
 
 
 def _bounds(rule: Rule, free: Sequence[str], bounds: Mapping[str, tuple[float, float]] | None):
@@ -111,8 +109,10 @@ def _bounds(rule: Rule, free: Sequence[str], bounds: Mapping[str, tuple[float, f
             raise DTypeError(f"bounds of {name} must be a pair of numbers (low, high), got {pair!r}") from None
         if not (np.isfinite(low) and np.isfinite(high) and low < high):
             raise OutOfRangeError(f"bounds of {name} must be finite with low < high, got ({low:g}, {high:g})")
-        if rule.parameter(name).is_time and low <= 0:
-            raise OutOfRangeError(f"lower bound of time constant {name} must be > 0 ms, got {low:g}")
+        parameter = rule.parameter(name)
+        if parameter.is_time and (low < 0 or (low == 0 and not parameter.may_be_zero)):
+            relation = ">= 0" if parameter.may_be_zero else "> 0"
+            raise OutOfRangeError(f"lower bound of time constant {name} must be {relation} ms, got {low:g}")
         result[name] = (low, high)
     return result
 
@@ -134,7 +134,8 @@ class _Problem:
         self.low = np.array([bounds[n][0] for n in free])
         self.span = np.array([bounds[n][1] - bounds[n][0] for n in free])
         self.backend, self.dt_ms = backend, dt_ms
-        self.data, self.scale, self.has_sem = objective_terms(protocols)
+        self.observed = observations(protocols)
+        self.data, self.scale, self.has_sem = self.observed.data, self.observed.scale, self.observed.has_sem
         self.evaluations = 0
 
     def values(self, unit: np.ndarray) -> dict[str, float]:
@@ -145,24 +146,17 @@ class _Problem:
         point = np.array([(float(values[n]) - self.low[i]) / self.span[i] for i, n in enumerate(self.free)])
         return np.clip(point, 0.0, 1.0)
 
-    def _error_of_weights(self, weights):
-        model = 100.0 * (weights - 1.0)
-        return ((model - self.data[:, None]) / self.scale[:, None]) ** 2
-
-    def _model(self, actual: torch.Tensor) -> torch.Tensor:
-        """Predicted dw (percent), ``[P, M]``, for free parameter values ``actual [M, n]`` (torch backend)."""
+    def _model(self, actual: torch.Tensor, rows: Sequence[int] | None = None) -> torch.Tensor:
+        """The model's observations ``[N, M]`` (dw in percent, or responses) for free values ``actual [M, n]``."""
         parameters = {**self.fixed, **{n: actual[:, i] for i, n in enumerate(self.free)}}
-        weights = torch_backend.simulate(self.rule, self.protocols, parameters, dt_ms=self.dt_ms)
-        return 100.0 * (weights - 1.0)
+        return model_observations(self.rule, self.protocols, self.observed, parameters, dt_ms=self.dt_ms, rows=rows)
 
     def value_and_gradient(self, unit: np.ndarray) -> tuple[float, np.ndarray]:
         self.evaluations += 1
         if self.backend == "torch":
             leaves = torch.tensor(unit, dtype=torch.float64, requires_grad=True)
             actual = torch.as_tensor(self.low) + torch.as_tensor(self.span) * leaves
-            parameters = {**self.fixed, **{n: actual[i : i + 1] for i, n in enumerate(self.free)}}
-            weights = torch_backend.simulate(self.rule, self.protocols, parameters, dt_ms=self.dt_ms)[:, 0]
-            model = 100.0 * (weights - 1.0)
+            model = self._model(actual[None, :])[:, 0]
             error = (((model - torch.as_tensor(self.data)) / torch.as_tensor(self.scale)) ** 2).mean()
             (gradient,) = torch.autograd.grad(error, leaves)
             return float(error.detach()), gradient.numpy()
@@ -176,25 +170,28 @@ class _Problem:
             points[1 + i, i] = upper[i]
             points[1 + n + i, i] = lower[i]
         columns = {name: self.low[i] + self.span[i] * points[:, i] for i, name in enumerate(self.free)}
-        sampled = brian2_backend.simulate(self.rule, self.protocols, {**self.fixed, **columns}, dt_ms=self.dt_ms)
-        errors = self._error_of_weights(sampled).mean(axis=0)
+        run = brian2_backend.simulate_responses if self.observed.trains else brian2_backend.simulate
+        sampled = run(self.rule, self.protocols, {**self.fixed, **columns}, dt_ms=self.dt_ms)
+        sampled_model = model_observations_numpy(self.rule, self.protocols, self.observed, sampled)
+        errors = (((sampled_model - self.data[:, None]) / self.scale[:, None]) ** 2).mean(axis=0)
         return float(errors[0]), (errors[1 : 1 + n] - errors[1 + n :]) / (upper - lower)
 
     def batch(self, units: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         r"""E of ``M`` parameter sets in one torch call, each over its own protocols.
 
         ``units [M, n]`` are points in the unit cube, ``masks [P, M]`` (0/1) say which protocols
-        each set is judged on: :math:`E_m = \sum_p c_{pm} r_{pm}^2 / \sum_p c_{pm}` with the
-        standardised residuals r. Returns E ``[M]``, its gradient in unit coordinates ``[M, n]``
-        (the sets are independent, so the gradient of :math:`\sum_m E_m` holds each one's own)
-        and the predictions ``[P, M]`` in percent.
+        each set is judged on: :math:`E_m = \sum_n c_{nm} r_{nm}^2 / \sum_n c_{nm}` over the
+        observations n (:math:`c_{nm}` the mask of n's protocol) with the standardised residuals
+        r. Returns E ``[M]``, its gradient in unit coordinates ``[M, n]`` (the sets are
+        independent, so the gradient of :math:`\sum_m E_m` holds each one's own) and the
+        predictions ``[N, M]``.
         """
         self.evaluations += units.shape[0]
         leaves = torch.tensor(units, dtype=torch.float64, requires_grad=True)
         actual = torch.as_tensor(self.low) + torch.as_tensor(self.span) * leaves
         model = self._model(actual)
         squared = ((model - torch.as_tensor(self.data)[:, None]) / torch.as_tensor(self.scale)[:, None]) ** 2
-        weight = torch.as_tensor(masks, dtype=torch.float64)
+        weight = torch.as_tensor(np.asarray(masks)[self.observed.protocol], dtype=torch.float64)
         errors = (squared * weight).sum(0) / weight.sum(0)
         (gradient,) = torch.autograd.grad(errors.sum(), leaves)
         return errors.detach().numpy(), gradient.numpy(), model.detach().numpy()
@@ -210,7 +207,7 @@ class _Problem:
         squared = ((model - torch.as_tensor(self.data)) / torch.as_tensor(self.scale)) ** 2
         if self.has_sem:
             return 0.5 * squared.sum()
-        return 0.5 * len(self.protocols) * torch.log(squared.mean())
+        return 0.5 * len(self.data) * torch.log(squared.mean())
 
 
 def _finite_or_inf(value: float) -> float:
@@ -398,7 +395,7 @@ def laplace(problem: _Problem, unit: np.ndarray, flags: np.ndarray | None = None
 def selection_variables(problem: _Problem, unit: np.ndarray, error: float, *, uncertainty: bool = True) -> tuple:
     """The model-selection attrs (k, log L, AIC, AICc, BIC) and the per-parameter variables of a fit at ``unit``."""
     criteria = information_criteria(
-        error, len(problem.protocols), len(problem.free), problem.scale if problem.has_sem else None
+        error, len(problem.data), len(problem.free), problem.scale if problem.has_sem else None
     )
     flags = at_bound(problem, unit)
     values = problem.low + problem.span * np.asarray(unit)
@@ -525,7 +522,10 @@ def fit(
 
     # the fitted rule's prediction, E and parameters, exactly as `neurofwp predict` reports them
     result = predict(rule, problem.protocols, best.parameters, backend=backend, dt_ms=problem.dt_ms, **source)
-    result["dw_percent_model"].attrs["long_name"] = f"weight change predicted by the fitted {rule.name}"
+    if problem.observed.trains:
+        result["amplitude_model"].attrs["long_name"] = f"response predicted by the fitted {rule.name}"
+    else:
+        result["dw_percent_model"].attrs["long_name"] = f"weight change predicted by the fitted {rule.name}"
     began = time.perf_counter()
     criteria, variables, coords = selection_variables(problem, best_unit, result.attrs["E"], uncertainty=uncertainty)
     result = result.assign_coords(coords).assign(variables)

@@ -17,6 +17,19 @@ mod_times_ms    optional: neuromodulator pulses within one repetition (third fac
 
 The comment lines above the header are the table's citation (:func:`read_table`).
 
+A table whose header has an ``amplitude`` column is a table of train responses (short-term
+plasticity, :class:`TrainProtocol`):
+
+==============  ==========================================================================
+column          meaning
+==============  ==========================================================================
+protocol        unique name
+pre_times_ms    the presynaptic spike times, ``;``-separated, ms, >= 0, increasing
+amplitude       the measured response to each spike, ``;``-separated, one per spike; a table
+                whose every first amplitude is 1 is normalised to the first response
+sem             optional: the SEM of each amplitude (``;``-separated, > 0), or empty
+==============  ==========================================================================
+
 No column is ignored silently. A header name *close* to a known column the header lacks is
 an error (``unknown column 'sem'; did you mean 'sem_percent'?``), since its values would
 otherwise be dropped. Close means, after lower-casing and turning spaces and hyphens into
@@ -62,9 +75,11 @@ from neurofwp.errors import DTypeError, NeurofwpError
 REQUIRED = ("protocol", "pre_times_ms", "post_times_ms", "repeat_hz", "n_repeats")
 OPTIONAL = ("dw_percent", "sem_percent", "mod_times_ms")
 KNOWN = REQUIRED + OPTIONAL
+TRAIN_REQUIRED = ("protocol", "pre_times_ms", "amplitude")
+TRAIN_KNOWN = (*TRAIN_REQUIRED, "sem")
 # Names the xarray form of a table (neurofwp.data.to_dataset, plasticity.predict) gives its own
 # variables and dimensions: a metadata column of that name would collide with them.
-RESERVED = ("dt_ms", "dw_percent_model", "pre_spike", "post_spike", "mod_pulse")
+RESERVED = ("dt_ms", "dw_percent_model", "pre_spike", "post_spike", "mod_pulse", "spike", "amplitude_model")
 PRE, POST, MODULATOR = 0, 1, 2
 _ORDER = {MODULATOR: 0, PRE: 1, POST: 2}  # at equal times
 # Limits that keep a protocol representable: times on a 0.1 ms grid stay exact in float64
@@ -134,6 +149,74 @@ class Protocol:
         priority = np.vectorize(_ORDER.get)(kinds) if len(kinds) else kinds
         order = np.lexsort((priority, times))
         return times[order], kinds[order].astype(np.int64)
+
+
+@dataclass(frozen=True)
+class TrainProtocol(Protocol):
+    """A presynaptic spike train (one repetition, no postsynaptic spikes) and the measured response
+    to each of its spikes: ``amplitude`` (one per spike) and optionally its ``sem``."""
+
+    amplitude: tuple[float, ...] | None = None
+    sem: tuple[float, ...] | None = None
+
+
+def make_train(
+    name: str,
+    pre_times_ms,
+    amplitude=None,
+    sem=None,
+    where: str | None = None,
+    metadata: Mapping[str, str | float] | None = None,
+) -> TrainProtocol:
+    """Build and check a train-response protocol (the CSV loader goes through here too)."""
+    origin = where
+    where = where or f"protocol {name!r}"
+    pre = _times(_times_as_text(pre_times_ms, f"{where}, column pre_times_ms"), f"{where}, column pre_times_ms")
+    if not pre:
+        raise ProtocolError(f"{where}, column pre_times_ms: no presynaptic spikes")
+    if list(pre) != sorted(pre):
+        raise ProtocolError(f"{where}, column pre_times_ms: spike times must increase (one value per spike, in order)")
+    if max(pre) > MAX_DURATION_MS or len(pre) > MAX_EVENTS:
+        raise ProtocolError(f"{where}, column pre_times_ms: too long a train ({len(pre)} spikes up to {max(pre):g} ms)")
+    values: dict[str, tuple[float, ...] | None] = {}
+    for column, given in (("amplitude", amplitude), ("sem", sem)):
+        if given is None or (isinstance(given, str) and not given.strip()):
+            values[column] = None
+            continue
+        text = _times_as_text(given, f"{where}, column {column}")
+        # an empty entry is a response not measured (amplitude) or without an SEM (e.g. the first of a
+        # normalised train): NaN
+        numbers_ = tuple(
+            math.nan
+            if (number := _number(part, f"{where}, column {column}", positive=column == "sem", optional=True)) is None
+            else number
+            for part in text.split(";")
+        )
+        if len(numbers_) != len(pre):
+            raise ProtocolError(
+                f"{where}, column {column}: {len(numbers_)} values for {len(pre)} presynaptic spikes (one per spike)"
+            )
+        values[column] = numbers_
+    if values["sem"] is not None and values["amplitude"] is None:
+        raise ProtocolError(f"{where}, column sem: an SEM without amplitudes")
+    # one repetition: the repetition period (1000 / repeat_hz) is set beyond the last spike
+    hz = 1000.0 / (max(pre) + 1000.0)
+    extra = _metadata(metadata, where, TRAIN_KNOWN)
+    return TrainProtocol(str(name), pre, (), hz, 1, None, None, (), extra, origin, values["amplitude"], values["sem"])
+
+
+def is_train_table(protocols: Iterable[Protocol]) -> bool:
+    """Whether ``protocols`` are train responses (all :class:`TrainProtocol`); a mix with weight protocols raises."""
+    kinds = {isinstance(p, TrainProtocol) for p in protocols}
+    if len(kinds) > 1:
+        raise ProtocolError("a table mixes train responses with weight-change protocols; keep them in separate tables")
+    return kinds == {True}
+
+
+def is_normalised(protocols: Iterable[TrainProtocol]) -> bool:
+    """Whether train responses are normalised to the first: every measured train's first amplitude is 1."""
+    measured = [p for p in protocols if p.amplitude is not None]
+    return bool(measured) and all(p.amplitude[0] == 1.0 for p in measured if p.amplitude is not None)
 
 
 def _times(text: str, where: str) -> tuple[float, ...]:
@@ -212,7 +295,7 @@ def _times_as_text(times: object, where: str) -> str:
     return ";".join(parts)
 
 
-def _metadata(metadata: object, where: str) -> dict[str, str]:
+def _metadata(metadata: object, where: str, known: Sequence[str] = KNOWN) -> dict[str, str]:
     """Metadata as column -> text; numbers are kept as their text, as a CSV cell would hold them."""
     if metadata is None:
         return {}
@@ -222,7 +305,7 @@ def _metadata(metadata: object, where: str) -> dict[str, str]:
     for key, value in metadata.items():
         if not isinstance(key, str) or not key.strip():
             raise ProtocolError(f"{where}: metadata column names must be non-empty text, got {key!r}")
-        _check_metadata_name(key, where)
+        _check_metadata_name(key, where, known)
         if isinstance(value, str):
             result[key] = value
         elif isinstance(value, numbers.Real) and not isinstance(value, bool):
@@ -232,8 +315,8 @@ def _metadata(metadata: object, where: str) -> dict[str, str]:
     return result
 
 
-def _check_metadata_name(key: str, where: str) -> None:
-    if key in KNOWN:
+def _check_metadata_name(key: str, where: str, known: Sequence[str] = KNOWN) -> None:
+    if key in known:
         raise ProtocolError(f"{where}: {key!r} is a protocol column, not metadata")
     if key in RESERVED:
         raise ProtocolError(
@@ -474,23 +557,26 @@ def _load(source: str | os.PathLike | io.IOBase, name: str | None) -> ProtocolTa
     repeated = sorted({c for c in header if c and header.count(c) > 1})
     if repeated:
         raise ProtocolError(f"{label}, line {header_line}: column(s) {', '.join(map(repr, repeated))} appear twice")
+    trains = "amplitude" in header  # a table of train responses (short-term plasticity)
+    known, required = (TRAIN_KNOWN, TRAIN_REQUIRED) if trains else (KNOWN, REQUIRED)
     # before the check for missing columns, so that a misspelt required column is named as such
-    absent = [c for c in KNOWN if c not in header]
-    unknown = [c for c in header if c and c not in KNOWN]
+    absent = [c for c in known if c not in header]
+    unknown = [c for c in header if c and c not in known]
     close = [(c, s) for c in unknown if (s := _suggestion(c, absent)) is not None]
     if close:
         raise ProtocolError(
             f"{label}, line {header_line}: " + " ".join(f"unknown column {c!r}; did you mean {s!r}?" for c, s in close)
         )
-    missing = [c for c in REQUIRED if c not in header]
+    missing = [c for c in required if c not in header]
     if missing:
         raise ProtocolError(f"{label}, line {header_line}: missing column(s) {', '.join(missing)}; header is {header}")
     for column in unknown:
-        _check_metadata_name(column, f"{label}, line {header_line}")
+        _check_metadata_name(column, f"{label}, line {header_line}", known)
     unnamed = [i for i, c in enumerate(header) if not c]
     if len(lines) == 1:
         raise ProtocolError(f"{label}: has a header but no protocol rows")
-    protocols, names = [], set()
+    protocols: list[Protocol] = []
+    names: set[str] = set()
     for number, line in lines[1:]:
         where = f"{label}, line {number}"
         cells = _cells(line, where)
@@ -506,6 +592,10 @@ def _load(source: str | os.PathLike | io.IOBase, name: str | None) -> ProtocolTa
         if name_ in names:
             raise ProtocolError(f"{where}, column protocol: duplicate name {name_!r}")
         names.add(name_)
+        if trains:
+            metadata = {c: row[c].strip() for c in unknown}
+            protocols.append(make_train(name_, row["pre_times_ms"], row["amplitude"], row.get("sem"), where, metadata))
+            continue
         dw = _number(row.get("dw_percent", ""), f"{where}, column dw_percent", optional=True)
         sem = _number(row.get("sem_percent", ""), f"{where}, column sem_percent", optional=True)
         protocols.append(

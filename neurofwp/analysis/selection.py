@@ -40,7 +40,7 @@ from neurofwp.fit import (
     prepare,
     start_points,
 )
-from neurofwp.plasticity import check_protocols, check_rule, simulate, source_attrs, torch_backend
+from neurofwp.plasticity import check_protocols, check_rule, simulate, source_attrs
 from neurofwp.plasticity.rules import Rule
 from neurofwp.protocols import Protocol, ProtocolError, check_sem
 
@@ -246,13 +246,16 @@ def loo_cv(
         units = np.stack([outcomes[r]["x"] for r in winners])
         train = np.array([outcomes[r]["E"] for r in winners])
         evaluations = int(sum(o["evaluations"] for o in outcomes))
-        # every fold's prediction of the protocol it left out, at its optimum (no gradients)
+        # every fold's prediction of the observations it left out, at its optimum (no gradients)
         if problem.rule.clock_driven:  # cost grows with the sets: each fold on its own protocol only
-            predicted = np.array([_predict(problem, units[j : j + 1], [j])[0, 0] for j in range(count)])
+            predicted = np.concatenate([_predict(problem, units[j : j + 1], [j])[:, 0] for j in range(count)])
         else:
-            predicted = np.diagonal(_predict(problem, units, range(count))).copy()
+            everything = _predict(problem, units, range(count))  # [N, folds]
+            predicted = everything[np.arange(len(problem.data)), problem.observed.protocol]
         residual = (problem.data - predicted) / problem.scale
     else:
+        if problem.observed.trains:
+            raise NeurofwpError("the linearised folds are for weight-change tables; use method='refit' for trains")
         outcomes = minimise_batched(
             problem, candidates, np.ones((count, starts)), max_iterations=max_iterations, max_batch=max_batch
         )
@@ -267,7 +270,7 @@ def loo_cv(
 
     names = [str(p.name) for p in problem.protocols]
     parameter_units = ["ms" if rule.parameter(n).is_time else "1" for n in problem.free]
-    e_units = "1" if problem.has_sem else "percent^2"
+    e_units = "1" if problem.has_sem else ("amplitude^2" if problem.observed.trains else "percent^2")
     variables: dict[str, tuple] = {
         "dw_percent": ("protocol", problem.data, {"units": "percent", "long_name": "measured weight change"}),
         "dw_percent_cv": (
@@ -310,9 +313,42 @@ def loo_cv(
         if problem.has_sem
         else "mean over held-out protocols j of (dw_percent_j - dw_percent_cv_j)^2, percent^2 (the data have no SEM)"
     )
+    coords: dict[str, object] = {
+        "protocol": names, "parameter": problem.free, "parameter_units": ("parameter", parameter_units)
+    }  # fmt: skip
+    observed = problem.observed
+    if observed.trains:  # the held-out values are responses: one per measured spike of each train
+        for key in ("dw_percent", "dw_percent_cv", "cv_error", "sem_percent"):
+            variables.pop(key, None)
+        variables |= {
+            "amplitude": ("observation", problem.data, {"units": observed.units, "long_name": "measured response"}),
+            "amplitude_cv": (
+                "observation",
+                predicted,
+                {"units": observed.units, "long_name": f"prediction by {rule.name} fitted without the train"},
+            ),
+            "cv_error": (
+                "observation",
+                residual**2,
+                {"units": e_units, "long_name": "squared (standardised) error of the held-out response"},
+            ),
+        }
+        if problem.has_sem:
+            variables["sem"] = ("observation", problem.scale, {"units": observed.units, "long_name": "SEM"})
+        coords["observation_protocol"] = ("observation", [names[r] for r in observed.protocol])
+        coords["observation_spike"] = (
+            "observation",
+            observed.spike + 1,
+            {"long_name": "presynaptic spike (1 = first)"},
+        )
+        definition = (
+            "mean over the responses n of each held-out train of ((amplitude_n - amplitude_cv_n) / sem_n)^2"
+            if problem.has_sem
+            else "mean over the responses n of each held-out train of (amplitude_n - amplitude_cv_n)^2 (no SEM)"
+        )
     return xr.Dataset(
         variables,
-        coords={"protocol": names, "parameter": problem.free, "parameter_units": ("parameter", parameter_units)},
+        coords=coords,
         attrs={
             "rule": rule.name,
             "neurofwp_version": neurofwp.__version__,
@@ -336,13 +372,11 @@ def loo_cv(
 
 
 def _predict(problem: _Problem, units: np.ndarray, rows: Sequence[int]) -> np.ndarray:
-    """Predictions (percent) of protocols ``rows`` for parameter sets ``units [M, n]``, without gradients."""
+    """The model's observations of protocols ``rows`` ``[N_rows, M]`` for parameter sets ``units [M, n]``,
+    without gradients (weight tables: one per protocol, percent)."""
     with torch.no_grad():
         actual = torch.as_tensor(problem.low) + torch.as_tensor(problem.span) * torch.as_tensor(units)
-        parameters = {**problem.fixed, **{n: actual[:, i] for i, n in enumerate(problem.free)}}
-        protocols = [problem.protocols[r] for r in rows]
-        weights = torch_backend.simulate(problem.rule, protocols, parameters, dt_ms=problem.dt_ms)
-    return 100.0 * (weights.numpy() - 1.0)
+        return problem._model(actual, rows=list(rows)).numpy()
 
 
 def residual_jacobian(problem: _Problem, unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -35,13 +35,21 @@ from neurofwp.plasticity.rules import (
     resolve_rule,
     rule_from_toml,
 )
-from neurofwp.protocols import MissingSEMError, Protocol, ProtocolError, ProtocolTable, check_sem
+from neurofwp.protocols import (
+    MissingSEMError,
+    Protocol,
+    ProtocolError,
+    ProtocolTable,
+    TrainProtocol,
+    check_sem,
+    is_train_table,
+)
 
 BACKENDS = ("torch", "brian2")
 
 __all__ = [
     "BACKENDS", "FAMILIES", "RULES", "Parameter", "Rule", "RuleError", "RuleFileError", "Trace", "check_time_step",
-    "get_rule", "load_rule", "resolve_rule", "rule_from_toml", "simulate", "predict",
+    "get_rule", "load_rule", "resolve_rule", "rule_from_toml", "simulate", "simulate_responses", "predict",
 ]  # fmt: skip
 
 
@@ -181,15 +189,19 @@ def predict(
     protocols = check_protocols(protocols)
     if parameters is not None and not isinstance(parameters, Mapping):
         raise DTypeError(f"parameters must be a mapping of name to value, got {type(parameters).__name__}")
-    weighted = check_sem(protocols)  # before simulating: E must have one definition
+    trains = is_train_table(protocols)
+    weighted = False if trains else check_sem(protocols)  # before simulating: E must have one definition
     resolved = rule.resolve(parameters)
-    weights = simulate(rule, protocols, resolved, backend=backend, dt_ms=dt_ms)[:, 0]
-    result = to_dataset(list(protocols))
-    result["dw_percent_model"] = (
-        "protocol",
-        100.0 * (weights - 1.0),
-        {"units": "percent", "long_name": f"weight change predicted by {rule.name}"},
-    )
+    if trains:
+        result = _predict_trains(rule, protocols, resolved, backend, dt_ms)  # type: ignore[arg-type]
+    else:
+        weights = simulate(rule, protocols, resolved, backend=backend, dt_ms=dt_ms)[:, 0]
+        result = to_dataset(list(protocols))
+        result["dw_percent_model"] = (
+            "protocol",
+            100.0 * (weights - 1.0),
+            {"units": "percent", "long_name": f"weight change predicted by {rule.name}"},
+        )
     attrs: dict[str, object] = {
         "rule": rule.name,
         # the full definition, so that a result names exactly what produced it (a file may change later)
@@ -203,7 +215,9 @@ def predict(
     if rule.clock_driven:
         attrs["dt_ms"] = dt_ms
     attrs.update({f"param_{name}": value for name, value in resolved.items()})
-    if "dw_percent" in result:
+    if trains:
+        attrs.update(result.attrs)
+    elif "dw_percent" in result:
         attrs["E"] = error(result)
         attrs["E_definition"] = (
             "mean(((dw_percent - dw_percent_model) / sem_percent)^2)"
@@ -211,6 +225,87 @@ def predict(
             else "mean((dw_percent - dw_percent_model)^2), percent^2 (the data have no SEM)"
         )
     result.attrs = attrs
+    return result
+
+
+def simulate_responses(
+    rule: str | os.PathLike[str] | Rule,
+    protocols: Sequence[Protocol],
+    parameters: Mapping[str, object] | None = None,
+    *,
+    backend: str = "torch",
+    dt_ms: float = 0.1,
+    report=None,
+) -> np.ndarray:
+    """The efficacy (the rule's ``response``) of every presynaptic spike, ``[P, S, M]`` numpy, NaN-padded.
+
+    Each response is read before the spike's own updates (short-term plasticity: ``A·u·R``).
+    """
+    rule = check_rule(rule)
+    if backend not in BACKENDS:
+        raise UnknownNameError("backend", backend, BACKENDS)
+    protocols = check_protocols(protocols)
+    check_parameters(rule, parameters)
+    dt_ms = check_dt(dt_ms)
+    if backend == "torch":
+        from neurofwp.plasticity import torch_backend
+
+        return torch_backend.simulate_responses(rule, protocols, parameters, dt_ms=dt_ms).detach().cpu().numpy()
+    from neurofwp.plasticity import brian2_backend
+
+    return brian2_backend.simulate_responses(rule, protocols, parameters, dt_ms=dt_ms, report=report)
+
+
+def _predict_trains(rule: Rule, protocols: Sequence[TrainProtocol], resolved, backend: str, dt_ms: float) -> xr.Dataset:
+    """Train responses: data and model over ``(protocol, spike)``, E in attrs (:mod:`neurofwp.observations`)."""
+    from neurofwp.observations import model_numpy, observations
+
+    observed = observations(protocols)
+    responses = simulate_responses(rule, protocols, resolved, backend=backend, dt_ms=dt_ms)[:, :, 0]
+    spikes = responses.shape[1]
+
+    def padded(values_of) -> np.ndarray:
+        table = np.full((len(protocols), spikes), np.nan)
+        for row, protocol in enumerate(protocols):
+            values = values_of(protocol)
+            if values is not None:
+                table[row, : len(values)] = values
+        return table
+
+    model = responses / responses[:, :1] if observed.normalised else responses
+    units = observed.units
+    scale = "normalised to the first response" if observed.normalised else "absolute"
+    result = xr.Dataset(
+        {
+            "pre_spike_time_ms": (("protocol", "spike"), padded(lambda p: p.pre_times_ms), {"units": "ms"}),
+            "amplitude": (
+                ("protocol", "spike"),
+                padded(lambda p: p.amplitude),
+                {"units": units, "long_name": f"measured response ({scale})"},
+            ),
+            "amplitude_model": (
+                ("protocol", "spike"),
+                model,
+                {"units": units, "long_name": f"response predicted by {rule.name} ({scale})"},
+            ),
+        },
+        coords={"protocol": [p.name for p in protocols], "spike": np.arange(1, spikes + 1)},
+    )
+    if observed.has_sem:
+        result["sem"] = (("protocol", "spike"), padded(lambda p: p.sem), {"units": units, "long_name": "SEM"})
+    predicted = model_numpy(rule, protocols, observed, responses[:, :, None])[:, 0]
+    error_ = float(np.mean(((observed.data - predicted) / observed.scale) ** 2))
+    result.attrs = {
+        "E": error_,
+        "E_definition": (
+            "mean over measured responses of ((amplitude - amplitude_model) / sem)^2"
+            if observed.has_sem
+            else "mean over measured responses of (amplitude - amplitude_model)^2 (the data have no SEM)"
+        )
+        + ("; the first response of each train is 1 by normalisation and not counted" if observed.normalised else ""),
+        "normalised": int(observed.normalised),
+        "observations": len(observed),
+    }
     return result
 
 
