@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--skip-cells", action="store_true", help="only the end-to-end time")
     args = parser.parse_args()
-    names = data.list()
+    names = data.measured(trains=False)
     print(f"machine: {os.cpu_count()} cores; {len(DEFAULT_RULES)} rules x {len(names)} datasets, 3 starts, CV")
     start = time.perf_counter()
     compare(workers=args.workers, show_progress=False)

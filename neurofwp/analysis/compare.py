@@ -36,7 +36,7 @@ from neurofwp.errors import NeurofwpError
 from neurofwp.fit import fit
 from neurofwp.plasticity import predict, resolve_rule, simulate
 from neurofwp.plasticity.rules import Rule
-from neurofwp.protocols import ProtocolTable
+from neurofwp.protocols import ProtocolTable, is_train_table
 
 __all__ = ["DEFAULT_RULES", "compare", "protocols_of", "fit_cell"]
 
@@ -112,6 +112,11 @@ def _resolve(rules, data_sources) -> tuple[dict[str, Rule], dict[str, ProtocolTa
         table, infos[str(source)] = datasets.resolve(source), datasets.info(source)
         if table.name in tables:
             raise NeurofwpError(f"dataset {table.name!r} is given twice")
+        if is_train_table(table):
+            raise NeurofwpError(
+                f"dataset {table.name!r} holds train responses (short-term plasticity); the comparison takes "
+                "weight-change datasets (fit train responses with neurofwp fit)"
+            )
         if not any(p.dw_percent is not None for p in table):
             raise NeurofwpError(f"dataset {table.name!r} has no measured dw_percent to compare with")
         tables[table.name] = table
@@ -137,14 +142,14 @@ def compare(
     scheduler: str | None = None,
     show_progress: bool = True,
 ) -> xr.Dataset:
-    """Fit every rule to every dataset (default: :data:`DEFAULT_RULES` × every bundled dataset).
+    """Fit every rule to every dataset (default: :data:`DEFAULT_RULES` × every bundled dataset of measured weight changes).
 
     The rule × dataset fits are independent cells of a :mod:`neurofwp.sweeps` sweep: they
     run in this process, on ``workers`` local processes or on a dask ``scheduler``, and
     with ``store`` (a folder) finished fits are kept and skipped on a rerun (a store made
     with other rules, data or settings is refused).
     """
-    rule_objects, tables, infos = _resolve(rules, datasets.list() if data is None else list(data))
+    rule_objects, tables, infos = _resolve(rules, datasets.measured(trains=False) if data is None else list(data))
     rule_names, names = list(rule_objects), list(tables)
     options = {"starts": starts, "seed": seed, "cv": bool(cross_validate)}
     config = {

@@ -42,7 +42,7 @@ SIDECAR_SUFFIX = ".toml"
 # Sidecar keys. Every sidecar needs a citation; a bundled dataset needs all of BUNDLED_REQUIRED so
 # that listings, provenance and cross-dataset grouping (by ``preparation``) never lack them.
 TEXT_KEYS = ("citation", "description", "preparation", "measure", "source", "method", "agreement", "doi", "notes")
-KEYS = (*TEXT_KEYS, "independent_sources", "columns")
+KEYS = (*TEXT_KEYS, "independent_sources", "columns", "computed")
 BUNDLED_REQUIRED = ("citation", "description", "preparation", "measure", "source", "method", "independent_sources")
 
 
@@ -96,13 +96,16 @@ class DatasetInfo:
     doi: str = ""
     notes: str = ""
     columns: Mapping[str, str] = field(default_factory=dict)
+    # The numbers are computed from a model with published parameters (an example), not measured
+    computed: bool = False
     sidecar: str | None = None
 
     def attrs(self) -> dict[str, str | int]:
         """The filled-in keys as netCDF-storable attrs (the column descriptions go on their variables)."""
-        skip = {"name", "columns", "sidecar"}
+        skip = {"name", "columns", "sidecar", "computed"}
         values = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
-        return {key: value for key, value in values.items() if value not in ("", None)}
+        kept = {key: value for key, value in values.items() if value not in ("", None)}
+        return kept | ({"computed": 1} if self.computed else {})
 
 
 class DatasetSummary(NamedTuple):
@@ -139,6 +142,17 @@ def list() -> builtins.list[str]:  # noqa: A001 - the documented name
     return builtins.list(_bundled_files())
 
 
+def measured(trains: bool | None = None) -> builtins.list[str]:
+    """Names of the bundled datasets of measured numbers (not ``computed`` examples), sorted; with
+    ``trains`` True or False only train-response or only weight-change tables."""
+    from neurofwp.protocols import is_train_table
+
+    names = [name for name in list() if not info(name).computed]
+    if trains is None:
+        return names
+    return [name for name in names if is_train_table(resolve(name)) == trains]
+
+
 def _suggest(key: str, known: Sequence[str]) -> str:
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
@@ -166,6 +180,10 @@ def _parse_sidecar(label: str, text: str, name: str, bundled: bool) -> DatasetIn
             if not isinstance(value, str) or not value.strip():
                 raise MetadataError(f"{where}: must be non-empty text, got {value!r}")
             values[key] = value.strip()
+        elif key == "computed":
+            if not isinstance(value, bool):
+                raise MetadataError(f"{where}: must be true or false, got {value!r}")
+            values[key] = value
         elif key == "independent_sources":
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise MetadataError(f"{where}: must be a whole number >= 1 (1 = a single source), got {value!r}")
