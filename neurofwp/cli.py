@@ -6,6 +6,7 @@ import math
 import sys
 
 import click
+import numpy as np
 
 from neurofwp.errors import NeurofwpError
 
@@ -167,6 +168,32 @@ class _RulesAndDataCommand(click.Command):
         super().format_epilog(ctx, formatter)
 
 
+def _echo_table(result) -> None:
+    """The model beside the data, a line per protocol (weight changes) or per train and kind (responses)."""
+    if "amplitude_model" in result:
+        click.echo("responses per presynaptic spike, model then data" + (" (+- sem)" if "sem" in result else ""))
+        for name in result.protocol.values:
+            row = result.sel(protocol=name)
+            count = int(row.pre_spike_time_ms.notnull().sum())
+
+            def numbers(values) -> str:
+                return " ".join("   -  " if np.isnan(v) else f"{v:6.3f}" for v in values[:count])
+
+            click.echo(f"{str(name):<24}model {numbers(row.amplitude_model.values)}")
+            if bool(row.amplitude.notnull().any()):
+                click.echo(f"{'':<24}data  {numbers(row.amplitude.values)}")
+        return
+    has_data = "dw_percent" in result
+    click.echo(f"{'protocol':<24}{'model %':>10}" + (f"{'data %':>10}{'sem %':>10}" if has_data else ""))
+    for name in result.protocol.values:
+        row = result.sel(protocol=name)
+        line = f"{str(name):<24}{float(row.dw_percent_model):>10.2f}"
+        if has_data:
+            sem = float(row.sem_percent) if "sem_percent" in result else float("nan")
+            line += f"{float(row.dw_percent):>10.2f}{sem:>10.2f}"
+        click.echo(line)
+
+
 @main.command(cls=_RulesAndDataCommand)
 @click.argument("rule")
 @click.argument("data_csv", metavar="DATA")
@@ -185,15 +212,7 @@ def predict(rule: str, data_csv: str, params: tuple[str, ...], backend: str, dt_
         check_writable(out)
     result = plasticity.predict(rule_def, _protocols(data_csv), values, backend=backend, dt_ms=dt_ms)
     click.echo(f"rule {rule_def.name} ({backend}): " + ", ".join(f"{k}={v:g}" for k, v in values.items()))
-    has_data = "dw_percent" in result
-    click.echo(f"{'protocol':<24}{'model %':>10}" + (f"{'data %':>10}{'sem %':>10}" if has_data else ""))
-    for name in result.protocol.values:
-        row = result.sel(protocol=name)
-        line = f"{str(name):<24}{float(row.dw_percent_model):>10.2f}"
-        if has_data:
-            sem = float(row.sem_percent) if "sem_percent" in result else float("nan")
-            line += f"{float(row.dw_percent):>10.2f}{sem:>10.2f}"
-        click.echo(line)
+    _echo_table(result)
     if "E" in result.attrs:
         click.echo(f"E = {result.attrs['E']:.4f}   ({result.attrs['E_definition']})")
     if out is not None:
@@ -252,13 +271,7 @@ def fit_command(
         click.echo(f"  {name:<14} = {attrs['param_' + name]:<12.6g} free, bounds [{low:g}, {high:g}]")
     for name in attrs["fixed"].split():
         click.echo(f"  {name:<14} = {attrs['param_' + name]:<12.6g} fixed")
-    click.echo(f"{'protocol':<24}{'model %':>10}{'data %':>10}" + (f"{'sem %':>10}" if "sem_percent" in result else ""))
-    for name in result.protocol.values:
-        row = result.sel(protocol=name)
-        line = f"{str(name):<24}{float(row.dw_percent_model):>10.2f}{float(row.dw_percent):>10.2f}"
-        if "sem_percent" in result:
-            line += f"{float(row.sem_percent):>10.2f}"
-        click.echo(line)
+    _echo_table(result)
     click.echo(f"E = {attrs['E']:.4f}   ({attrs['E_definition']})")
     if out is not None:
         click.echo(f"saved {save_netcdf(result, out)}")

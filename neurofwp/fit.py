@@ -265,7 +265,8 @@ def prepare(
 
 def start_points(problem: _Problem, starts: int, seed: int, start: Mapping[str, float] | None = None) -> list:
     """The starts of a fit in the unit cube: ``start`` (default: the rule's defaults), clipped to the bounds,
-    then ``starts - 1`` points uniform in the bounds drawn from ``seed``."""
+    then ``starts - 1`` points uniform in the bounds drawn from ``seed`` (log-uniform for a time
+    constant that may be 0)."""
     if start is not None and not isinstance(start, Mapping):
         raise DTypeError(f"start must be a mapping name -> value, got {type(start).__name__}")
     first = {name: problem.rule.parameter(name).default for name in problem.free}
@@ -275,7 +276,18 @@ def start_points(problem: _Problem, starts: int, seed: int, start: Mapping[str, 
         else:
             problem.rule.parameter(name)  # an unknown name raises UnknownNameError
     rng = np.random.default_rng(seed)
-    return [problem.unit(first)] + [rng.uniform(0, 1, len(problem.free)) for _ in range(starts - 1)]
+    points = [problem.unit(first)] + [rng.uniform(0, 1, len(problem.free)) for _ in range(starts - 1)]
+    # A time constant that may be 0 is flat near 0 (e^{-Δ/τ} and its derivatives vanish) and spans
+    # decades: its random starts are log-uniform from 1 ms (or its lower bound) to its upper bound.
+    for index, name in enumerate(problem.free):
+        parameter = problem.rule.parameter(name)
+        if parameter.may_be_zero:
+            low, high = max(problem.bounds[name][0], 1.0), problem.bounds[name][1]
+            if low < high:
+                for point in points[1:]:
+                    value = np.exp(np.log(low) + point[index] * (np.log(high) - np.log(low)))
+                    point[index] = (value - problem.low[index]) / problem.span[index]
+    return points
 
 
 def information_criteria(error: float, n_protocols: int, n_free: int, sem: Sequence[float] | None) -> dict:

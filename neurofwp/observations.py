@@ -127,10 +127,10 @@ def model(
         raise NeurofwpError(
             f"rule {rule.name!r} has no response (a per-spike efficacy) to compare with train responses"
         )
-    responses = torch_backend.simulate_responses(rule, subset, parameters, dt_ms=dt_ms)  # [P, S, M]
-    if observed.normalised:
-        responses = responses / responses[:, :1]
-    return responses[local, torch.as_tensor(observed.spike[keep], dtype=torch.long)]
+    responses = torch_backend.simulate_responses(rule, subset, parameters, dt_ms=dt_ms)  # [P, S, M], NaN-padded
+    # gathered before normalising, so that no gradient passes through the NaN padding
+    chosen_responses = responses[local, torch.as_tensor(observed.spike[keep], dtype=torch.long)]
+    return chosen_responses / responses[local, 0] if observed.normalised else chosen_responses
 
 
 def model_numpy(rule: Rule, protocols: Sequence[Protocol], observed: Observations, simulated: np.ndarray) -> np.ndarray:

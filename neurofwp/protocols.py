@@ -184,13 +184,13 @@ def make_train(
             values[column] = None
             continue
         text = _times_as_text(given, f"{where}, column {column}")
-        # an empty entry is a response not measured (amplitude) or without an SEM (e.g. the first of a
-        # normalised train): NaN
+        # an empty (or NaN) entry is a response not measured (amplitude) or without an SEM (e.g. the
+        # first of a normalised train): NaN
         numbers_ = tuple(
             math.nan
             if (number := _number(part, f"{where}, column {column}", positive=column == "sem", optional=True)) is None
             else number
-            for part in text.split(";")
+            for part in ("" if part.strip().lower() == "nan" else part for part in text.split(";"))
         )
         if len(numbers_) != len(pre):
             raise ProtocolError(

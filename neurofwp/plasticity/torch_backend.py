@@ -265,7 +265,10 @@ def _relaxation(elapsed: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
     """``exp(-elapsed / tau)``; a time constant of 0 relaxes at once (factor 0 after any time, 1 at none)."""
     positive = tau > 0
     safe = torch.where(positive, tau, torch.ones_like(tau))
-    return torch.where(positive, torch.exp(-elapsed / safe), (elapsed <= 0).to(tau.dtype))
+    # capped where the factor is below 1e-304 anyway: for a tiny tau the gradient Δ/τ² e^{-Δ/τ} is
+    # inf · 0 unless the exponent stops growing
+    ratio = torch.clamp(elapsed / safe, max=700.0)
+    return torch.where(positive, torch.exp(-ratio), (elapsed <= 0).to(tau.dtype))
 
 
 def _spike(rule: Rule, values, weight, traces, kind, record: bool = False):
