@@ -32,7 +32,11 @@ MNM2002 = (
 SETS = {
     "tsodyks1998_depressing": (0.5, 800.0, 0.0, "depressing neocortical synapse", TPM1998.format(kind="depression")),
     "tsodyks1998_facilitating": (
-        0.03, 130.0, 530.0, "facilitating neocortical synapse", TPM1998.format(kind="facilitation")
+        0.03,
+        130.0,
+        530.0,
+        "facilitating neocortical synapse",
+        TPM1998.format(kind="facilitation"),
     ),
     "maass2002_ee": (0.5, 1100.0, 50.0, "excitatory to excitatory connection", MNM2002),
     "maass2002_ei": (0.05, 125.0, 1200.0, "excitatory to inhibitory connection", MNM2002),
@@ -62,16 +66,31 @@ def write(name: str, out: Path) -> None:
         lines.append(f"{train.name},{times},{';'.join(f'{a:.6g}' for a in amplitudes)},")
     (out / f"{name}.csv").write_text("\n".join(lines) + "\n")
     facilitation = f"tau_facil = {tau_facil:g} ms" if tau_facil else "no facilitation (tau_facil = 0)"
-    sidecar = f'''# Metadata of {name}.csv (neurofwp dataset sidecar; keys in docs/data.md). Written by analyses/make_tm_examples.py.
-citation = "{source.split(';')[0]}"
-description = "{description}: responses of the published Tsodyks-Markram parameters (U = {U:g}, tau_rec = {tau_rec:g} ms, {facilitation}) to regular trains and recovery probes, normalised to the first; computed, not measured"
-preparation = "model: published Tsodyks-Markram parameters ({name})"
-measure = "amplitude: response to each presynaptic spike, normalised to the first of its train (dimensionless); no SEM"
-source = "{source}"
-method = "Computed, not measured: neurofwp's tsodyks-markram rule (2-state model, response A*u*R read before the spike's updates) with the published U, tau_rec and tau_facil, written with 6 significant digits by analyses/make_tm_examples.py. Sources that use the 1998 3-state form (u updated before release, started at 0) map onto this rule with the same U; their extra inactivation time (1.5-3 ms) changes 20 Hz responses by < 0.7 percent."
-independent_sources = 1
-computed = true
-'''
+    description = (
+        f"{description}: responses of the published Tsodyks-Markram parameters (U = {U:g}, tau_rec = {tau_rec:g} ms, "
+        f"{facilitation}) to regular trains and recovery probes, normalised to the first; computed, not measured"
+    )
+    method = (
+        "Computed, not measured: neurofwp's tsodyks-markram rule (2-state model, response A*u*R read before the "
+        "spike's updates) with the published U, tau_rec and tau_facil, written with 6 significant digits by "
+        "analyses/make_tm_examples.py. Sources that use the 1998 3-state form (u updated before release, started "
+        "at 0) map onto this rule with the same U; their extra inactivation time (1.5-3 ms) changes 20 Hz "
+        "responses by < 0.7 percent."
+    )
+    lines = [
+        f"# Metadata of {name}.csv (neurofwp dataset sidecar; keys in docs/data.md).",
+        "# Written by analyses/make_tm_examples.py.",
+        f'citation = "{source.split(";")[0]}"',
+        f'description = "{description}"',
+        f'preparation = "model: published Tsodyks-Markram parameters ({name})"',
+        'measure = "amplitude: response to each presynaptic spike, normalised to the first of its train '
+        '(dimensionless); no SEM"',
+        f'source = "{source}"',
+        f'method = "{method}"',
+        "independent_sources = 1",
+        "computed = true",
+    ]
+    sidecar = "\n".join(lines) + "\n"
     (out / f"{name}.toml").write_text(sidecar)
 
 

@@ -176,7 +176,7 @@ def _echo_table(result) -> None:
             row = result.sel(protocol=name)
             count = int(row.pre_spike_time_ms.notnull().sum())
 
-            def numbers(values) -> str:
+            def numbers(values, count=count) -> str:
                 return " ".join("   -  " if np.isnan(v) else f"{v:6.3f}" for v in values[:count])
 
             click.echo(f"{str(name):<24}model {numbers(row.amplitude_model.values)}")

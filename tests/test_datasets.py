@@ -90,7 +90,10 @@ def test_every_bundled_dataset_has_its_metadata_and_loads(name):
         assert meta.agreement
     loaded = data.load(name)
     assert loaded.sizes["protocol"] == len(data.protocols(name)) >= 1
-    assert "dw_percent" in loaded and np.isfinite(loaded.dw_percent).all()
+    if "amplitude" in loaded:  # train responses: one per presynaptic spike
+        assert np.array_equal(np.isfinite(loaded.amplitude), np.isfinite(loaded.pre_times_ms))
+    else:
+        assert "dw_percent" in loaded and np.isfinite(loaded.dw_percent).all()
     for key in ("citation", "preparation", "measure", "source", "method"):
         assert loaded.attrs[key] == getattr(meta, key)
     for column, text in meta.columns.items():

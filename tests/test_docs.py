@@ -97,7 +97,7 @@ def test_rules_page_parameters_match_the_rule_definitions():
 
     listed: dict[tuple[str, str], tuple[float, tuple[float, float]]] = {}
     for rules, name, _symbol, default, bounds in _parameter_table((DOCS / "rules.md").read_text(encoding="utf-8")):
-        low, high = (float(x.replace("−", "-")) for x in bounds.strip("[]").split(","))
+        low, high = (float(x.replace("−", "-")) for x in bounds.split("]")[0].strip("[]").split(","))
         for rule in re.findall(r"`([^`]+)`", rules):
             listed[(rule, name.strip("`"))] = (float(default), (low, high))
     defined = {(rule.name, p.name): (p.default, p.bounds) for rule in RULES.values() for p in rule.parameters}
@@ -117,11 +117,17 @@ def test_rules_page_states_every_rule_expression():
         "delta": ("0", "eta * x", "-eta * prediction * x"),
         "stdp-modulated": ("-beta * A_minus * y", "beta * A_plus * x", None),
         "stdp-gated": ("-beta_minus * A_minus * y", "beta_plus * A_plus * x", None),
+        "tsodyks-markram": ("0", "0", None),
     }
     assert set(stated) == set(RULES)
     for name, rule in RULES.items():
         assert (rule.on_pre, rule.on_post, rule.drift) == stated[name], name
     assert RULES["delta"].summed == (("prediction", "w * x / tau_plus", "Hz"),)
+    assert RULES["tsodyks-markram"].response == "A * u * R"
+    assert [(t.rest, t.on_spike) for t in RULES["tsodyks-markram"].traces] == [
+        ("U", "u + U * (1 - u)"),
+        ("1", "R * (1 - u)"),
+    ]
     assert RULES["stdp-modulated"].helpers == (("beta", "1 / (1 + exp(-(a * y_slow + b * x_slow + g * m + c)))"),)
     nearest = {name: [trace.reset for trace in rule.traces] for name, rule in RULES.items()}
     assert all(nearest["stdp-nearest"]) and all(nearest["triplet-nearest"])

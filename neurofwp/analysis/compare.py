@@ -142,7 +142,7 @@ def compare(
     scheduler: str | None = None,
     show_progress: bool = True,
 ) -> xr.Dataset:
-    """Fit every rule to every dataset (default: :data:`DEFAULT_RULES` × every bundled dataset of measured weight changes).
+    """Fit every rule to every dataset (default: :data:`DEFAULT_RULES` × the bundled measured weight-change data).
 
     The rule × dataset fits are independent cells of a :mod:`neurofwp.sweeps` sweep: they
     run in this process, on ``workers`` local processes or on a dask ``scheduler``, and

@@ -36,7 +36,7 @@ import numpy as np
 import xarray as xr
 
 from neurofwp.errors import DTypeError, NeurofwpError, UnknownNameError
-from neurofwp.protocols import ExtraColumnsWarning, Protocol, ProtocolTable, _load
+from neurofwp.protocols import ExtraColumnsWarning, Protocol, ProtocolTable, TrainProtocol, _load
 
 SIDECAR_SUFFIX = ".toml"
 # Sidecar keys. Every sidecar needs a citation; a bundled dataset needs all of BUNDLED_REQUIRED so
@@ -367,6 +367,12 @@ def to_dataset(items: Sequence[Protocol], **attrs) -> xr.Dataset:
             [p.post_times_ms[0] - p.pre_times_ms[0] for p in items],
             {"units": "ms", "long_name": "t_post - t_pre"},
         )
+    trains = [p for p in items if isinstance(p, TrainProtocol)]
+    if trains and len(trains) == len(items):  # train responses: one amplitude (and SEM) per presynaptic spike
+        for key, long_name in (("amplitude", "measured response to the spike"), ("sem", "standard error of the mean")):
+            if any(getattr(p, key) is not None for p in trains):
+                values = [getattr(p, key) or (np.nan,) * len(p.pre_times_ms) for p in trains]
+                data[key] = (("protocol", "pre_spike"), _padded(values), {"long_name": long_name})
     if any(p.dw_percent is not None for p in items):
         data["dw_percent"] = (
             "protocol",

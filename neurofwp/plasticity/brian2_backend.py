@@ -84,8 +84,10 @@ def pathway_code(rule: Rule, side: str, w_max: str | None = None) -> str:
     lines = [f"{name} = {to_brian2(expression, dimensions)}" for name, expression in rule.helpers]
     if side == "pre" and rule.response is not None:
         lines.append(f"response = {to_brian2(rule.response, dimensions)}")  # before the spike's updates
-    change = to_brian2(rule.on_pre if side == "pre" else rule.on_post, dimensions)
-    lines.append(f"w = clip(w + {change}, 0, {w_max})" if w_max else f"w += {change}")
+    text = rule.on_pre if side == "pre" else rule.on_post
+    if text.strip() not in ("0", "0.0"):  # a rule that leaves w alone here (short-term plasticity) skips it
+        change = to_brian2(text, dimensions)
+        lines.append(f"w = clip(w + {change}, 0, {w_max})" if w_max else f"w += {change}")
     # on_spike updates read the values before the spike: all are computed, then assigned
     updated = [t for t in rule.traces if t.source == side and t.on_spike]
     lines += [f"{t.name}_next = {to_brian2(t.on_spike, dimensions)}" for t in updated]
@@ -198,13 +200,16 @@ def _run(rule: Rule, protocols, parameters, dt_ms: float, report, record: bool):
     )
     modulated = any(t.source == "modulator" for t in rule.traces)
     method = "euler" if rule.clock_driven else ("exact" if modulated else None)
+    # a side with nothing to do (short-term plasticity has no postsynaptic code) gets no pathway
+    codes = {side: pathway_code(rule, side) for side in ("pre", "post")}
     synapses = b2.Synapses(
         pre_group, post_group, model=model_equations(rule),
-        on_pre=pathway_code(rule, "pre"), on_post=pathway_code(rule, "post"), method=method, clock=clock,
+        on_pre=codes["pre"] or None, on_post=codes["post"] or None, method=method, clock=clock,
     )  # fmt: skip
     synapses.connect(j="i")
-    synapses.pre.order = 0  # pre before post at equal times
-    synapses.post.order = 1
+    for order, side in enumerate(("pre", "post")):  # pre before post at equal times
+        if codes[side]:
+            getattr(synapses, side).order = order
     synapses.w = 1.0
     for p in rule.parameters:
         per_synapse = np.tile(np.broadcast_to(values[p.symbol], (size,)), n_protocols)
