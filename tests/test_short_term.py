@@ -265,3 +265,21 @@ def test_train_table_mistakes_name_row_and_column(tmp_path, text, message):
 def test_weight_rules_cannot_explain_train_responses():
     with pytest.raises(NeurofwpError, match="has no response"):
         fit("stdp", data.resolve("pvbc_hc7"), show_progress=False)
+
+
+def test_the_efficacy_is_two_delta_rule_fast_weights_of_the_tensor_core():
+    """Depletion F = 1 − R and facilitation G = (u − U)/(1 − U) are one-dimensional fast weights written by
+    the tensor core's decayed delta rule (β = u and U, forget gate e^{−Δ/τ}): the efficacy they give equals
+    the spiking rule's to 1e-12 on Poisson trains, for depressing and facilitating synapses."""
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "analyses" / "stp_as_fast_weights.py"
+    spec = importlib.util.spec_from_file_location("stp_as_fast_weights", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for seed, (U, tau_rec, tau_facil) in enumerate([(0.5, 800.0, 0.0), (0.03, 130.0, 530.0), (0.3, 200.0, 80.0)]):
+        times = module.poisson_train(seed, rate_hz=30.0, spikes=80)
+        values = {"U": U, "tau_rec_ms": tau_rec, "tau_facil_ms": tau_facil, "A": 1.7}
+        spiking = torch_backend.simulate_responses("tsodyks-markram", [train("poisson", times)], values)[0, :, 0]
+        efficacy, _F, _G = module.fast_weight_efficacy(times, U, tau_rec, tau_facil, A=1.7)
+        np.testing.assert_allclose(efficacy, spiking.numpy(), rtol=1e-12, atol=1e-15)
