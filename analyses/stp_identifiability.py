@@ -99,17 +99,20 @@ def run(synapses=tuple(SETS), protocol_sets=tuple(PROTOCOL_SETS), seeds: int = S
 def draw(result: xr.Dataset):
     median = result.recovery_error.median("seed")
     with plotting.style():
-        fig = plotting.figure(4.2 * len(PARAMETERS), 0.45 * result.sizes["synapse"] + 1.8)
-        axes = fig.subplots(1, len(PARAMETERS))
+        fig = plotting.figure(4.0 * len(PARAMETERS) + 0.6, 0.45 * result.sizes["synapse"] + 1.8)
+        grid = fig.add_gridspec(1, len(PARAMETERS) + 1, width_ratios=[1.0] * len(PARAMETERS) + [0.05])
+        axes = [fig.add_subplot(grid[0, i]) for i in range(len(PARAMETERS))]
         for ax, name in zip(axes, PARAMETERS, strict=True):
-            values = np.log10(np.clip(median.sel(parameter=name).values, 1e-4, 10.0))
+            errors = median.sel(parameter=name).values
+            values = np.log10(np.clip(errors, 1e-4, 10.0))
             image = ax.imshow(values, cmap="magma_r", vmin=-4, vmax=1, aspect="auto")
-            for (row, column), value in np.ndenumerate(median.sel(parameter=name).values):
-                ax.text(column, row, f"{value:.2g}", ha="center", va="center", fontsize=6, color="tab:cyan")
+            for (row, column), value in np.ndenumerate(errors):
+                colour = "white" if values[row, column] > -1.5 else "black"
+                ax.text(column, row, f"{value:.2g}", ha="center", va="center", fontsize=6, color=colour)
             ax.set_xticks(range(result.sizes["protocol_set"]), result.protocol_set.values, rotation=40, ha="right")
             ax.set_yticks(range(result.sizes["synapse"]), result.synapse.values if name == PARAMETERS[0] else [])
             ax.set_title(f"{name}: median recovery error")
-        fig.colorbar(image, ax=list(axes), label="log10 relative error", shrink=0.8)
+        fig.colorbar(image, cax=fig.add_subplot(grid[0, -1]), label="log10 relative error")
     return fig
 
 
@@ -117,10 +120,14 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("results/stp_identifiability"))
     parser.add_argument("--seeds", type=int, default=SEEDS)
+    parser.add_argument("--redraw", type=Path, help="draw the figure from a saved stp_identifiability.nc")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    result = run(seeds=args.seeds)
-    result.to_netcdf(args.out / "stp_identifiability.nc")
+    if args.redraw:
+        result = xr.load_dataset(args.redraw)
+    else:
+        result = run(seeds=args.seeds)
+        result.to_netcdf(args.out / "stp_identifiability.nc")
     plotting.save(draw(result), args.out / "stp_identifiability")
     table = result.recovery_error.median("seed").to_dataframe().unstack("parameter").round(3)
     print(table.to_string())
