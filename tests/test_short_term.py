@@ -283,3 +283,31 @@ def test_the_efficacy_is_two_delta_rule_fast_weights_of_the_tensor_core():
         spiking = torch_backend.simulate_responses("tsodyks-markram", [train("poisson", times)], values)[0, :, 0]
         efficacy, _F, _G = module.fast_weight_efficacy(times, U, tau_rec, tau_facil, A=1.7)
         np.testing.assert_allclose(efficacy, spiking.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def _analysis(name):
+    import importlib.util
+    import sys
+
+    folder = Path(__file__).parents[1] / "analyses"
+    sys.path.insert(0, str(folder))  # the script imports its neighbour make_tm_examples
+    try:
+        spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    return module
+
+
+def test_one_slow_train_does_not_identify_the_synapse_but_three_frequencies_do(tmp_path):
+    """The identifiability analysis on the facilitating set (U 0.03, τ_D 130 ms, τ_F 530 ms), one noise draw:
+    a 5 Hz train alone leaves U and τ_D off by more than 10 % (measured: 96 % and a factor 27), trains at 5, 20
+    and 100 Hz recover all three within 5 %."""
+    module = _analysis("stp_identifiability")
+    result = module.run(synapses=("tsodyks1998_facilitating",), protocol_sets=("5 Hz", "5, 20, 100 Hz"), seeds=1)
+    error = result.recovery_error.isel(synapse=0, seed=0)
+    assert float(error.sel(protocol_set="5 Hz", parameter="U")) > 0.1
+    assert float(error.sel(protocol_set="5 Hz", parameter="tau_rec_ms")) > 0.1
+    assert float(error.sel(protocol_set="5, 20, 100 Hz").max()) < 0.05
+    module.draw(result)  # the figure draws from the result alone
