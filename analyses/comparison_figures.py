@@ -1,4 +1,5 @@
 """Redraw the comparison's figures and report from a saved ``comparison.nc``, and print its model-selection table.
+===============================================================================================================
 
 ``neurofwp compare --out DIR`` writes ``DIR/comparison.nc`` beside the figures; this script
 rebuilds every figure (PNG and SVG) and ``report.html`` / ``report.md`` from that file
@@ -20,13 +21,15 @@ from neurofwp.analysis import figures, report
 
 
 def select(result: xr.Dataset, rules: list[str] | None, datasets: list[str] | None) -> xr.Dataset:
-    """The comparison restricted to some rules and datasets (the per-protocol and curve rows follow)."""
+    """The comparison restricted to some rules and datasets (the per-protocol, per-response and curve rows follow)."""
     if rules:
         result = result.sel(rule=rules)
     if datasets:
         result = result.sel(dataset=datasets, predicted=datasets)
         result = result.isel(protocol=result.protocol_dataset.isin(datasets).values)
         result = result.isel(curve_point=result.curve_dataset.isin(datasets).values)
+        if "observation" in result.dims:  # train responses (short-term plasticity)
+            result = result.isel(observation=result.observation_dataset.isin(datasets).values)
     return result
 
 
@@ -58,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     drawn = figures.all_figures(result, folder)
     html_path, md_path = report.write(result, folder, drawn)
     delta_aic = result.AIC - result.AIC.min("rule")
-    table = xr.Dataset({"E": result.E, "E_cv": result.E_cv, "k": result.k, "dAIC": delta_aic}).to_dataframe()
+    table = xr.Dataset({"E": result.E, "E_cv": result.E_cv, "k": result.k, "dAIC": delta_aic})
+    table = table.reset_coords(drop=True).to_dataframe()
     print(table.round(3).to_string())
     print(f"wrote {sum(len(p) for p in drawn.values())} figure files, {html_path} and {md_path}")
     return 0

@@ -106,3 +106,91 @@ def test_figures_follow_the_protocols_and_the_report_follows_the_results(compari
         assert absent not in markdown, absent
     assert "soft-bound" in markdown and "ΔAIC" in markdown
     assert "E (E_cv), ΔAIC" in output and "soft-bound" in output
+
+
+@pytest.fixture(scope="module")
+def stp_comparison(tmp_path_factory):
+    """Pair STDP and Tsodyks-Markram on one weight-change and one train-response dataset."""
+    folder = tmp_path_factory.mktemp("stp")
+    arguments = ["compare", "--out", str(folder), "--starts", "1", "--no-progress", "--workers", "1"]
+    arguments += ["--rules", "stdp", "--rules", "tsodyks-markram"]
+    arguments += ["--data", "sjostrom2001_synchronous", "--data", "pvbc_hc7"]
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == 0, result.output
+    return folder, result.output
+
+
+def test_short_term_plasticity_is_compared_on_train_responses_only(stp_comparison):
+    from neurofwp.analysis.compare import observations_of
+    from neurofwp.fit import fit
+
+    folder, _ = stp_comparison
+    result = xr.load_dataset(folder / "comparison.nc")
+    fitted = result.fitted.astype(bool).to_pandas()
+    assert fitted.loc["stdp"].to_dict() == {"sjostrom2001_synchronous": True, "pvbc_hc7": False}
+    assert fitted.loc["tsodyks-markram"].to_dict() == {"sjostrom2001_synchronous": False, "pvbc_hc7": True}
+    assert np.isnan(result.E.values[~fitted.values]).all() and np.isfinite(result.E.values[fitted.values]).all()
+    assert list(result.structure.values) == ["protocols", "trains"]
+    assert str(result.E_units.sel(dataset="pvbc_hc7").values) == "amplitude^2"  # normalised, no SEM
+    # weight-change rows only in `protocol`, measured responses in `observation`
+    assert set(result.protocol_dataset.values) == {"sjostrom2001_synchronous"}
+    assert set(result.observation_dataset.values) == {"pvbc_hc7"}
+    # transfer only within a kind: nothing predicted across weight changes and trains
+    assert np.isnan(result.E_transfer.sel(dataset="pvbc_hc7", predicted="sjostrom2001_synchronous")).all()
+
+    # the train cell against an independent fit of the same data, seed and starts
+    independent = fit("tsodyks-markram", data.resolve("pvbc_hc7"), starts=1, seed=0, show_progress=False)
+    cell = result.sel(rule="tsodyks-markram", dataset="pvbc_hc7")
+    assert float(cell.E) == pytest.approx(independent.attrs["E"], rel=1e-9)
+    for key in ("k", "AIC", "BIC"):
+        assert float(cell[key]) == pytest.approx(independent.attrs[key], rel=1e-9)
+    assert str(cell.cv_method.values) == "refit" and float(cell.E_cv) >= float(cell.E) * (1 - 1e-9)
+    rows = observations_of(result, "pvbc_hc7")
+    expected = [
+        float(independent.amplitude_model.sel(protocol=str(p), spike=int(s)))
+        for p, s in zip(rows.observation_protocol.values, rows.observation_spike.values, strict=True)
+    ]
+    measured = [
+        float(independent.amplitude.sel(protocol=str(p), spike=int(s)))
+        for p, s in zip(rows.observation_protocol.values, rows.observation_spike.values, strict=True)
+    ]
+    np.testing.assert_allclose(rows.amplitude_model.sel(rule="tsodyks-markram").values, expected, rtol=1e-9)
+    np.testing.assert_allclose(rows.amplitude_data.values, measured)
+    assert rows.observation_spike.values.min() == 2  # normalised: the first response is not an observation
+    assert np.isfinite(rows.amplitude_cv.sel(rule="tsodyks-markram").values).all()
+    assert np.isnan(rows.amplitude_model.sel(rule="stdp").values).all()
+    times = [
+        data.resolve("pvbc_hc7")[list(independent.protocol.values).index(p)].pre_times_ms[s - 1]
+        for p, s in zip(rows.observation_protocol.values, rows.observation_spike.values, strict=True)
+    ]
+    np.testing.assert_allclose(rows.observation_time_ms.values, times)
+
+
+def test_short_term_plasticity_figures_and_report(stp_comparison):
+    folder, _ = stp_comparison
+    for stem in ("data_pvbc_hc7", "data_sjostrom2001_synchronous", "model_vs_data", "error_heatmap", "parameters"):
+        png = (folder / f"{stem}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000, stem
+    markdown = (folder / "report.md").read_text()
+    assert "pvbc_hc7 (3 trains, 30 measured responses" in markdown and "held-out trains" in markdown
+    assert not re.search(r"\bnan\b", markdown, re.IGNORECASE)  # a skipped cell is left out, not printed
+    for absent in ("triplet", "bipoo1998", "gated STDP", "modulated STDP", "wang2005"):  # not compared: not named
+        assert absent not in markdown.split("## Figures")[0], absent
+
+
+def test_a_selection_without_a_rule_that_can_explain_the_data_is_refused():
+    from neurofwp.analysis.compare import DEFAULT_RULES, compare, explains
+    from neurofwp.analysis.structure import classify
+    from neurofwp.errors import NeurofwpError
+    from neurofwp.plasticity import resolve_rule
+
+    with pytest.raises(NeurofwpError, match="train responses need a rule with a response"):
+        compare(["stdp", "triplet"], ["pvbc_hc7"], show_progress=False)
+    with pytest.raises(NeurofwpError, match="weight changes a rule that changes w"):
+        compare(["tsodyks-markram"], ["sjostrom2001_synchronous"], show_progress=False)
+    # the default comparison covers every bundled measured dataset, train responses included
+    assert "tsodyks-markram" in DEFAULT_RULES and "pvbc_hc7" in data.measured()
+    rules = [resolve_rule(r) for r in DEFAULT_RULES]
+    for name in data.measured():
+        assert any(explains(rule, data.resolve(name)) for rule in rules), name
+    assert classify(data.resolve("pvbc_hc7")).kind == "trains"

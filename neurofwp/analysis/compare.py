@@ -12,9 +12,20 @@ rule × dataset pair is fitted (:func:`neurofwp.fit.fit`) as one cell of a
 - dense curves for datasets that are a timing window or a frequency series
   (:mod:`neurofwp.analysis.structure`).
 
+A cell exists only where the rule can explain the data: weight-change datasets are fitted by
+rules that change the weight (:func:`changes_weight`), train-response datasets (short-term
+plasticity, :class:`~neurofwp.protocols.TrainProtocol`) by rules with a ``response``
+(:func:`explains`). Skipped cells are NaN in every per-cell variable (empty strings in the
+text ones) and False in the boolean ``fitted`` over (rule, dataset). A fitted rule's
+prediction of another dataset (:math:`E_{AB}`) is computed for the datasets of the same kind
+only (weight changes or train responses).
+
 In the result every dataset is a coordinate value, never part of a variable name:
-per-protocol variables share one ``protocol`` dim whose ``protocol_dataset`` coordinate
-says which dataset a row belongs to (:func:`protocols_of` selects them), and curves share a
+per-protocol variables of weight-change datasets share one ``protocol`` dim whose
+``protocol_dataset`` coordinate says which dataset a row belongs to (:func:`protocols_of`
+selects them); the measured responses of train datasets share one ``observation`` dim
+(coordinates ``observation_dataset``, ``observation_protocol``, ``observation_spike``,
+1-based, and ``observation_time_ms``; :func:`observations_of`), and curves share a
 ``curve_point`` dim in the same way.
 """
 
@@ -34,14 +45,24 @@ from neurofwp.analysis import structure as structures
 from neurofwp.analysis.capacity import retrieval_curve
 from neurofwp.errors import NeurofwpError
 from neurofwp.fit import fit
+from neurofwp.observations import observations
 from neurofwp.plasticity import predict, resolve_rule, simulate
 from neurofwp.plasticity.rules import Rule
 from neurofwp.protocols import ProtocolTable, is_train_table
 
-__all__ = ["DEFAULT_RULES", "compare", "protocols_of", "fit_cell"]
+__all__ = [
+    "DEFAULT_RULES",
+    "changes_weight",
+    "compare",
+    "explains",
+    "fit_cell",
+    "observations_of",
+    "protocols_of",
+]
 
-#: The default comparison: a Hebbian, the delta, two learned-learning-rate and the biological reference rule.
-DEFAULT_RULES = ("stdp", "delta", "stdp-modulated", "stdp-gated", "triplet")
+#: The default comparison: a Hebbian, the delta, two learned-learning-rate and the biological reference rule
+#: (weight changes), and Tsodyks-Markram short-term plasticity (train responses).
+DEFAULT_RULES = ("stdp", "delta", "stdp-modulated", "stdp-gated", "triplet", "tsodyks-markram")
 Z95 = 1.959963984540054
 
 
@@ -57,6 +78,24 @@ def _parameters(result: xr.Dataset, rule: Rule) -> dict[str, float]:
     return {name: float(result.attrs[f"param_{name}"]) for name in rule.parameter_names}
 
 
+def _is_zero(expression: str) -> bool:
+    try:
+        return float(expression) == 0.0
+    except ValueError:
+        return False
+
+
+def changes_weight(rule: Rule) -> bool:
+    """Whether ``rule`` can change the persistent weight w: a spike's update or a drift that is not 0."""
+    return not (_is_zero(rule.on_pre) and _is_zero(rule.on_post)) or rule.drift is not None
+
+
+def explains(rule: Rule, table: ProtocolTable) -> bool:
+    """Whether ``rule`` can be fitted to ``table``: train responses need a ``response``, weight changes
+    a rule that changes w (:func:`changes_weight`)."""
+    return rule.response is not None if is_train_table(table) else changes_weight(rule)
+
+
 def _model_percent(rule: Rule, protocols, parameters: dict[str, float]) -> np.ndarray:
     return 100.0 * (simulate(rule, list(protocols), parameters)[:, 0] - 1.0)
 
@@ -64,8 +103,14 @@ def _model_percent(rule: Rule, protocols, parameters: dict[str, float]) -> np.nd
 def fit_cell(
     coords: dict, *, rules: dict[str, Rule], tables: dict[str, ProtocolTable], starts: int, seed: int, cv: bool
 ) -> dict:
-    """Sweep task: fit ``coords["rule"]`` to ``coords["dataset"]`` and judge the fit (see the module docstring)."""
+    """Sweep task: fit ``coords["rule"]`` to ``coords["dataset"]`` and judge the fit (see the module docstring).
+
+    The model's values are per observation: ``dw_model`` (percent, per protocol) for weight changes,
+    ``amplitude_model`` (per measured response, in the order of :func:`neurofwp.observations.observations`)
+    for train responses; the same for the leave-one-out predictions (``dw_cv``, ``amplitude_cv``).
+    """
     rule, table = rules[coords["rule"]], tables[coords["dataset"]]
+    trains = is_train_table(table)
     result = fit(rule, table, starts=starts, seed=seed, show_progress=False)
     fitted = _parameters(result, rule)
     free = list(result.parameter.values)
@@ -73,25 +118,35 @@ def fit_cell(
         "E": result.attrs["E"],
         "parameters": fitted,
         "free": free,
-        "dw_model": result.dw_percent_model.values.tolist(),
         **{key: result.attrs[key] for key in ("k", "log_likelihood", "AIC", "AICc", "BIC")},
         "at_bound": result.at_bound.values.tolist(),
         "ci95_low": result.ci95_low.values.tolist(),
         "ci95_high": result.ci95_high.values.tolist(),
         "laplace_status": [str(s) for s in result.laplace_status.values],
     }
+    if trains:
+        observed = observations(table)
+        cell["amplitude_model"] = result.amplitude_model.values[observed.protocol, observed.spike].tolist()
+    else:
+        cell["dw_model"] = result.dw_percent_model.values.tolist()
     if cv and len(table) > 2:
         from neurofwp.analysis.selection import loo_cv
 
         # Warm-started at the full fit, one start per fold: each fold's optimum lies near it. A clock-driven
-        # rule's refits cost minutes, so its folds take one safeguarded Gauss-Newton step from the optimum.
-        method = "linearised" if rule.clock_driven else "refit"
+        # rule's refits of weight changes cost minutes, so its folds take one safeguarded Gauss-Newton step
+        # from the optimum; train responses are always refitted (the linearised folds are for weights).
+        method = "linearised" if rule.clock_driven and not trains else "refit"
         folds = loo_cv(rule, table, free=free, starts=1, seed=seed, start=fitted, method=method)
         cell["cv_method"] = method
         cell["E_cv"] = folds.attrs["E_cv"]
-        cell["dw_cv"] = folds.dw_percent_cv.values.tolist()
+        if trains:
+            cell["amplitude_cv"] = folds.amplitude_cv.values.tolist()
+        else:
+            cell["dw_cv"] = folds.dw_percent_cv.values.tolist()
     cell["E_on"] = {
-        other: predict(rule, tables[other], fitted).attrs["E"] for other in tables if other != coords["dataset"]
+        other: predict(rule, tables[other], fitted).attrs["E"]
+        for other in tables
+        if other != coords["dataset"] and is_train_table(tables[other]) == trains
     }
     x, protocols = structures.curve_protocols(structures.classify(table))
     if protocols:
@@ -113,11 +168,9 @@ def _resolve(rules, data_sources) -> tuple[dict[str, Rule], dict[str, ProtocolTa
         if table.name in tables:
             raise NeurofwpError(f"dataset {table.name!r} is given twice")
         if is_train_table(table):
-            raise NeurofwpError(
-                f"dataset {table.name!r} holds train responses (short-term plasticity); the comparison takes "
-                "weight-change datasets (fit train responses with neurofwp fit)"
-            )
-        if not any(p.dw_percent is not None for p in table):
+            if not any(p.amplitude is not None for p in table):  # type: ignore[attr-defined]
+                raise NeurofwpError(f"dataset {table.name!r} has no measured responses (amplitude) to compare with")
+        elif not any(p.dw_percent is not None for p in table):
             raise NeurofwpError(f"dataset {table.name!r} has no measured dw_percent to compare with")
         tables[table.name] = table
     if not resolved_rules or not tables:
@@ -142,14 +195,20 @@ def compare(
     scheduler: str | None = None,
     show_progress: bool = True,
 ) -> xr.Dataset:
-    """Fit every rule to every dataset (default: :data:`DEFAULT_RULES` × the bundled measured weight-change data).
+    """Fit every rule to every dataset it can explain (default: :data:`DEFAULT_RULES` × the bundled
+    measured data, weight changes and train responses).
+
+    A rule × dataset cell is fitted only where the rule can explain the data (:func:`explains`:
+    train responses need a rule with a ``response``, weight changes a rule that changes w);
+    the other cells are NaN (empty strings in text variables, False in ``fitted``). A
+    selection without any such cell raises :class:`~neurofwp.errors.NeurofwpError`.
 
     The rule × dataset fits are independent cells of a :mod:`neurofwp.sweeps` sweep: they
     run in this process, on ``workers`` local processes or on a dask ``scheduler``, and
     with ``store`` (a folder) finished fits are kept and skipped on a rerun (a store made
     with other rules, data or settings is refused).
     """
-    rule_objects, tables, infos = _resolve(rules, datasets.measured(trains=False) if data is None else list(data))
+    rule_objects, tables, infos = _resolve(rules, datasets.measured() if data is None else list(data))
     rule_names, names = list(rule_objects), list(tables)
     options = {"starts": starts, "seed": seed, "cv": bool(cross_validate)}
     config = {
@@ -157,7 +216,19 @@ def compare(
         "rules": {n: _rule_digest(r) for n, r in rule_objects.items()},
         "datasets": {n: _table_digest(t) for n, t in tables.items()},
     }
-    cells = [{"rule": rule, "dataset": name} for name in names for rule in rule_names]
+    cells = [
+        {"rule": rule, "dataset": name}
+        for name in names
+        for rule in rule_names
+        if explains(rule_objects[rule], tables[name])
+    ]
+    if not cells:
+        kinds = sorted({"train responses" if is_train_table(t) else "weight changes" for t in tables.values()})
+        raise NeurofwpError(
+            f"no rule of {', '.join(rule_names)} can explain any dataset of {', '.join(names)} "
+            f"({' and '.join(kinds)}): train responses need a rule with a response (short-term plasticity, "
+            "e.g. tsodyks-markram), weight changes a rule that changes w"
+        )
     # Longest first, so that workers do not wait on one long fit at the end: clock-driven rules,
     # then more free parameters, then more protocols (a rough cost; the results do not depend on it).
     cells.sort(
@@ -220,11 +291,24 @@ def _gather(rules: dict[str, Rule], tables: dict[str, ProtocolTable], infos, cel
     status = np.full((R, D, N), "", dtype=object)
     transfer = np.full((R, D, D), np.nan)
     cv_method = np.full((R, D), "", dtype=object)
+    fitted = np.zeros((R, D), dtype=bool)
 
-    rows = [(name, p) for name in names for p in tables[name]]
+    trains = {name: is_train_table(tables[name]) for name in names}
+    weights = [name for name in names if not trains[name]]
+    rows = [(name, p) for name in weights for p in tables[name]]
     P = len(rows)
-    offsets = {name: sum(len(tables[n]) for n in names[: names.index(name)]) for name in names}
+    offsets = {name: sum(len(tables[n]) for n in weights[: weights.index(name)]) for name in weights}
     dw_model, dw_cv = np.full((R, P), np.nan), np.full((R, P), np.nan)
+    # train responses: one row per measured response (neurofwp.observations), every train dataset in turn
+    observed = {name: observations(tables[name]) for name in names if trains[name]}
+    observation_rows = [
+        (name, int(row), int(spike))
+        for name, o in observed.items()
+        for row, spike in zip(o.protocol, o.spike, strict=True)
+    ]
+    first = {name: sum(len(observed[n]) for n in list(observed)[: list(observed).index(name)]) for name in observed}
+    amplitude_model = np.full((R, len(observation_rows)), np.nan)
+    amplitude_cv = np.full((R, len(observation_rows)), np.nan)
     curve_meta: list[tuple[str, float, float]] = []
     curve_offset: dict[str, int] = {}
     kinds = {}
@@ -242,6 +326,7 @@ def _gather(rules: dict[str, Rule], tables: dict[str, ProtocolTable], infos, cel
     for coords, cell in zip(cells, results, strict=True):
         r, d = rule_names.index(coords["rule"]), names.index(coords["dataset"])
         name = coords["dataset"]
+        fitted[r, d] = True
         for key in per_fit:
             per_fit[key][r, d] = cell.get(key, np.nan)
         for i, parameter in enumerate(parameters):
@@ -253,10 +338,16 @@ def _gather(rules: dict[str, Rule], tables: dict[str, ProtocolTable], infos, cel
                 bound[r, d, i] = cell["at_bound"][j]
                 low[r, d, i], high[r, d, i] = cell["ci95_low"][j], cell["ci95_high"][j]
                 status[r, d, i] = cell["laplace_status"][j]
-        start = offsets[name]
-        dw_model[r, start : start + len(tables[name])] = cell["dw_model"]
-        if "dw_cv" in cell:
-            dw_cv[r, start : start + len(tables[name])] = cell["dw_cv"]
+        if trains[name]:
+            start, count = first[name], len(observed[name])
+            amplitude_model[r, start : start + count] = cell["amplitude_model"]
+            if "amplitude_cv" in cell:
+                amplitude_cv[r, start : start + count] = cell["amplitude_cv"]
+        else:
+            start = offsets[name]
+            dw_model[r, start : start + len(tables[name])] = cell["dw_model"]
+            if "dw_cv" in cell:
+                dw_cv[r, start : start + len(tables[name])] = cell["dw_cv"]
         transfer[r, d, d] = cell["E"]
         cv_method[r, d] = cell.get("cv_method", "")
         for other, error in cell["E_on"].items():
@@ -268,13 +359,40 @@ def _gather(rules: dict[str, Rule], tables: dict[str, ProtocolTable], infos, cel
     def measured(attribute: str) -> np.ndarray:
         return np.array([np.nan if getattr(p, attribute) is None else getattr(p, attribute) for _, p in rows])
 
-    has_sem = {name: all(p.sem_percent is not None for p in tables[name] if p.dw_percent is not None) for name in names}
-    e_units = ["1" if has_sem[n] else "percent^2" for n in names]
+    has_sem = {
+        name: observed[name].has_sem
+        if trains[name]
+        else all(p.sem_percent is not None for p in tables[name] if p.dw_percent is not None)
+        for name in names
+    }
+    e_units = ["1" if has_sem[n] else ("amplitude^2" if trains[n] else "percent^2") for n in names]
+    normalised = {name: bool(trains[name] and observed[name].normalised) for name in names}
+    amplitude_data = np.concatenate([o.data for o in observed.values()]) if observed else np.empty(0)
+    amplitude_sem = (
+        np.concatenate([o.scale if o.has_sem else np.full(len(o), np.nan) for o in observed.values()])
+        if observed
+        else np.empty(0)
+    )
+    # "1" when every train dataset is normalised to its first response, else as each dataset measured them
+    amplitude_units = "1" if all(normalised[n] for n in observed) else "as measured (see observation_units)"
     fit_dims, parameter_dims = ("rule", "dataset"), ("rule", "dataset", "parameter")
     criteria = "k, log L and the criteria per neurofwp.fit.information_criteria (docs/fitting.md)"
     variables = {
+        "fitted": (
+            fit_dims,
+            fitted,
+            {
+                "long_name": "whether the rule was fitted to the dataset",
+                "description": "a cell is fitted only where the rule can explain the data (train responses: a rule "
+                "with a response; weight changes: a rule that changes w); the other cells are NaN, or empty strings",
+            },
+        ),
         "E": (fit_dims, per_fit["E"], {"long_name": "fit error E", "units": "see E_units (per dataset)"}),
-        "E_cv": (fit_dims, per_fit["E_cv"], {"long_name": "leave-one-protocol-out error", "units": "as E"}),
+        "E_cv": (
+            fit_dims,
+            per_fit["E_cv"],
+            {"long_name": "leave-one-protocol-out error (a train is one protocol)", "units": "as E"},
+        ),
         "cv_method": (
             fit_dims,
             cv_method.astype(str),
@@ -286,8 +404,12 @@ def _gather(rules: dict[str, Rule], tables: dict[str, ProtocolTable], infos, cel
         "k": (fit_dims, per_fit["k"], {"long_name": "number of estimated parameters", "units": "1"}),
         "log_likelihood": (fit_dims, per_fit["log_likelihood"], {"units": "1", "description": criteria}),
         "AIC": (fit_dims, per_fit["AIC"], {"units": "1", "long_name": "2k - 2 log L"}),
-        "AICc": (fit_dims, per_fit["AICc"], {"units": "1", "long_name": "AIC + 2k(k+1)/(P-k-1)"}),
-        "BIC": (fit_dims, per_fit["BIC"], {"units": "1", "long_name": "k ln P - 2 log L"}),
+        "AICc": (
+            fit_dims,
+            per_fit["AICc"],
+            {"units": "1", "long_name": "AIC + 2k(k+1)/(N-k-1), N observations (n_observations)"},
+        ),
+        "BIC": (fit_dims, per_fit["BIC"], {"units": "1", "long_name": "k ln N - 2 log L, N observations"}),
         "parameter_value": (
             parameter_dims,
             value,
@@ -331,6 +453,21 @@ def _gather(rules: dict[str, Rule], tables: dict[str, ProtocolTable], infos, cel
             {"units": "percent", "long_name": "prediction of the protocol by the fit without it"},
         ),
         "curve": (("rule", "curve_point"), curve, {"units": "percent", "long_name": "fitted rule on dense protocols"}),
+        "amplitude_data": (
+            "observation",
+            amplitude_data,
+            {"units": amplitude_units, "long_name": "measured response"},
+        ),
+        "amplitude_model": (
+            ("rule", "observation"),
+            amplitude_model,
+            {"units": amplitude_units, "long_name": "fitted prediction of the response"},
+        ),
+        "amplitude_cv": (
+            ("rule", "observation"),
+            amplitude_cv,
+            {"units": amplitude_units, "long_name": "prediction of the response by the fit without its train"},
+        ),
         "rule_definition": ("rule", [rules[n].to_toml() for n in rule_names]),
         "rule_label": ("rule", [rules[n].label for n in rule_names]),
         "rule_family": ("rule", [rules[n].family for n in rule_names]),
@@ -338,6 +475,12 @@ def _gather(rules: dict[str, Rule], tables: dict[str, ProtocolTable], infos, cel
         "preparation": ("dataset", [infos[n].preparation for n in names]),
         "structure": ("dataset", [kinds[n] for n in names]),
     }
+    if any(o.has_sem for o in observed.values()):
+        variables["amplitude_sem"] = (
+            "observation",
+            amplitude_sem,
+            {"units": amplitude_units, "long_name": "standard error of the mean response"},
+        )
     units = []
     for parameter in parameters:
         owner = next(r for r in rules.values() if parameter in r.parameter_names)
@@ -350,6 +493,16 @@ def _gather(rules: dict[str, Rule], tables: dict[str, ProtocolTable], infos, cel
         "parameter_units": ("parameter", units),
         "E_units": ("dataset", e_units),
         "n_protocols": ("dataset", [len(tables[n]) for n in names]),
+        "n_observations": (
+            "dataset",
+            [len(observed[n]) if trains[n] else len(tables[n]) for n in names],
+            {"long_name": "N of the information criteria: protocols, or measured responses of train datasets"},
+        ),
+        "normalised": (
+            "dataset",
+            np.array([normalised[n] for n in names], dtype=np.int8),
+            {"units": "1", "long_name": "train responses normalised to the first of each train (1), else 0"},
+        ),
         "protocol": [f"{name}/{p.name}" for name, p in rows],
         "protocol_dataset": ("protocol", [name for name, _ in rows]),
         "protocol_name": ("protocol", [p.name for _, p in rows]),
@@ -357,6 +510,23 @@ def _gather(rules: dict[str, Rule], tables: dict[str, ProtocolTable], infos, cel
         "curve_dataset": ("curve_point", [m[0] for m in curve_meta]),
         "curve_timing_ms": ("curve_point", [m[1] for m in curve_meta], {"units": "ms", "long_name": "t_post - t_pre"}),
         "curve_rate_hz": ("curve_point", [m[2] for m in curve_meta], {"units": "Hz", "long_name": "repetition rate"}),
+        "observation": [f"{name}/{tables[name][row].name}/{spike + 1}" for name, row, spike in observation_rows],
+        "observation_dataset": ("observation", [name for name, _, _ in observation_rows]),
+        "observation_protocol": ("observation", [tables[name][row].name for name, row, _ in observation_rows]),
+        "observation_spike": (
+            "observation",
+            np.array([spike + 1 for _, _, spike in observation_rows], dtype=np.int64),
+            {"units": "1", "long_name": "presynaptic spike of the train (1-based)"},
+        ),
+        "observation_time_ms": (
+            "observation",
+            np.array([tables[name][row].pre_times_ms[spike] for name, row, spike in observation_rows], dtype=float),
+            {"units": "ms", "long_name": "time of the presynaptic spike within its train"},
+        ),
+        "observation_units": (
+            "observation",
+            [observed[name].units for name, _, _ in observation_rows],
+        ),
     }
     result = xr.Dataset(variables, coords=coords)
     for name in ("timing_ms", "rate_hz", "n_repeats"):
@@ -380,6 +550,18 @@ def _describe(protocol, what: str) -> float:
 def protocols_of(result: xr.Dataset, dataset: str) -> xr.Dataset:
     """The per-protocol rows of one dataset, indexed by the protocol's own name."""
     rows = result.protocol_dataset == dataset
-    part = result.drop_dims(["curve_point"], errors="ignore").isel(protocol=np.flatnonzero(rows.values))
+    part = result.drop_dims(["curve_point", "observation"], errors="ignore")
+    part = part.isel(protocol=np.flatnonzero(rows.values))
     part = part[[v for v in part.data_vars if "protocol" in part[v].dims]]
     return part.swap_dims(protocol="protocol_name").drop_vars("protocol")
+
+
+def observations_of(result: xr.Dataset, dataset: str) -> xr.Dataset:
+    """The measured responses of one train dataset (dim ``observation``): data, SEM, fitted and
+    leave-one-out predictions, with their train (``observation_protocol``) and spike (1-based)."""
+    if "observation" not in result.dims:
+        return xr.Dataset()
+    rows = result.observation_dataset == dataset
+    part = result.drop_dims(["curve_point", "protocol"], errors="ignore")
+    part = part.isel(observation=np.flatnonzero(rows.values))
+    return part[[v for v in part.data_vars if "observation" in part[v].dims]]

@@ -1,10 +1,12 @@
 """Figures of a comparison (PNG and SVG), chosen from the protocols' structure, not from dataset names.
 
 Each dataset gets the figure its protocols call for (:mod:`neurofwp.analysis.structure`):
-a timing window, a frequency series, or protocol by protocol. Beside them: fitted model
-against data, the fit error, the model-selection criteria, fitted parameters within their
-bounds (Laplace intervals; parameters at a bound marked), transfer between datasets of one
-preparation, and the capacity of the tensor rules.
+a timing window, a frequency series, protocol by protocol, or train by train (short-term
+plasticity: response against spike number). Beside them: fitted model against data, the
+fit error, the model-selection criteria, fitted parameters within their bounds (Laplace
+intervals; parameters at a bound marked), transfer between datasets of one preparation,
+and the capacity of the tensor rules. A rule is drawn only where it was fitted (``fitted``):
+cells it was not fitted to stay blank.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import xarray as xr
+from matplotlib.lines import Line2D
 
 from neurofwp import plotting
-from neurofwp.analysis.compare import protocols_of
+from neurofwp.analysis.compare import observations_of, protocols_of
 
 FAST_LABELS = {
     "hebbian": "Hebbian (sum) rule",
@@ -53,9 +56,27 @@ def _label(result: xr.Dataset, rule) -> str:
     return str(result.rule_label.sel(rule=rule).values)
 
 
+def fitted(result: xr.Dataset) -> xr.DataArray:
+    """Which rule × dataset cells were fitted (``fitted``; from a file without it: where E is finite)."""
+    return result.fitted.astype(bool) if "fitted" in result else np.isfinite(result.E)
+
+
+def fitted_rules(result: xr.Dataset, dataset: str) -> list:
+    """The rules fitted to ``dataset``, in the result's order."""
+    mask = fitted(result).sel(dataset=dataset).values
+    return [rule for rule, keep in zip(result.rule.values, mask, strict=True) if keep]
+
+
+def _legend_handles(labels_colours, marker: str = "o", line: bool = False) -> list[Line2D]:
+    return [
+        Line2D([], [], color=colour, marker=marker, ls="-" if line else "none", ms=5, label=label)
+        for label, colour in labels_colours
+    ]
+
+
 def _curves(result: xr.Dataset, dataset: str) -> pd.DataFrame:
     rows = result.curve_dataset == dataset
-    part = result.curve.isel(curve_point=np.flatnonzero(rows.values))
+    part = result.curve.isel(curve_point=np.flatnonzero(rows.values)).sel(rule=fitted_rules(result, dataset))
     table = part.to_dataframe().reset_index()
     table["rule"] = table["rule"].map(lambda r: _label(result, r))
     return table
@@ -64,6 +85,8 @@ def _curves(result: xr.Dataset, dataset: str) -> pd.DataFrame:
 def dataset_figure(result: xr.Dataset, dataset: str, folder: Path) -> list[Path]:
     """The data of one dataset with every fitted rule, drawn as its structure calls for (``data_<dataset>``)."""
     kind = str(result.structure.sel(dataset=dataset).values)
+    if kind == "trains":
+        return _train_figure(result, dataset, folder)
     rows = protocols_of(result, dataset)
     colours = palette(result)
     title = f"{dataset}: {str(result.preparation.sel(dataset=dataset).values)}"
@@ -113,8 +136,9 @@ def dataset_figure(result: xr.Dataset, dataset: str, folder: Path) -> list[Path]
         ax.bar(x, rows.dw_data.values, color="0.85", edgecolor="0.4", label="data")
         if np.isfinite(rows.sem.values).any():
             ax.errorbar(x, rows.dw_data.values, yerr=rows.sem.values, fmt="none", ecolor="0.3", capsize=2)
-        width = 0.7 / max(result.sizes["rule"], 1)
-        for i, rule in enumerate(result.rule.values):
+        rules = fitted_rules(result, dataset)
+        width = 0.7 / max(len(rules), 1)
+        for i, rule in enumerate(rules):
             label = _label(result, rule)
             ax.plot(
                 x - 0.35 + width * (i + 0.5),
@@ -134,39 +158,97 @@ def dataset_figure(result: xr.Dataset, dataset: str, folder: Path) -> list[Path]
     return _save(fig, folder, f"data_{file_stem(dataset)}")
 
 
-def model_vs_data(result: xr.Dataset, folder: Path) -> list[Path]:
-    """Fitted prediction against measurement, one point per protocol, one panel per dataset."""
-    table = pd.DataFrame(
-        {
-            "data": np.tile(result.dw_data.values, result.sizes["rule"]),
-            "model": result.dw_model.values.ravel(),
-            "rule": np.repeat([_label(result, r) for r in result.rule.values], result.sizes["protocol"]),
-            "dataset": np.tile(result.protocol_dataset.values, result.sizes["rule"]),
-        }
+def _train_figure(result: xr.Dataset, dataset: str, folder: Path) -> list[Path]:
+    """Train responses: one panel per train, measured response (markers) and each fitted rule (lines)
+    against the presynaptic spike number; normalised trains start at 1 by definition."""
+    rows = observations_of(result, dataset)
+    colours = palette(result)
+    rules = fitted_rules(result, dataset)
+    normalised = bool(int(result.normalised.sel(dataset=dataset))) if "normalised" in result else False
+    trains = list(dict.fromkeys(str(t) for t in rows.observation_protocol.values))
+    columns = min(len(trains), 3)
+    lines = -(-len(trains) // columns)
+    fig = plotting.figure(3.8 * columns + 0.6, 3.2 * lines + 0.9)
+    axes = np.atleast_1d(fig.subplots(lines, columns, sharey=True, squeeze=False)).ravel()
+    units = str(rows.amplitude_data.attrs.get("units", ""))
+    for ax, train in zip(axes, trains, strict=False):
+        mine = rows.observation_protocol.values == train
+        spikes = rows.observation_spike.values[mine]
+        data = rows.amplitude_data.values[mine]
+        if normalised:  # the first response is 1 by normalisation (not an observation)
+            spikes, data = np.concatenate([[1], spikes]), np.concatenate([[1.0], data])
+        sem = rows.amplitude_sem.values[mine] if "amplitude_sem" in rows else None
+        if sem is not None and np.isfinite(sem).any():
+            ax.errorbar(spikes[-len(sem) :], data[-len(sem) :], yerr=sem, fmt="none", ecolor="0.3", capsize=2)
+        ax.plot(spikes, data, "o", color="0.2", ms=5, zorder=3)
+        for rule in rules:
+            model = rows.amplitude_model.sel(rule=rule).values[mine]
+            if normalised:
+                model = np.concatenate([[1.0], model])
+            ax.plot(spikes, model, "-", color=colours[_label(result, rule)], lw=1.4)
+        ax.set(xlabel="presynaptic spike", title=train)
+        ax.set_xticks(spikes)
+        ax.tick_params(axis="x", labelsize=7)
+    for ax in axes[len(trains) :]:
+        ax.set_visible(False)
+    label = "response (normalised to the first)" if normalised else f"response ({units})"
+    for ax in axes[::columns]:
+        ax.set(ylabel=label)
+    handles = _legend_handles([("data", "0.2")]) + _legend_handles(
+        [(_label(result, r), colours[_label(result, r)]) for r in rules], marker="", line=True
     )
+    # below the panels: the saved figure's tight bounding box takes it in
+    fig.legend(
+        handles=handles,
+        fontsize=7,
+        frameon=False,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncols=min(len(handles), 4),
+    )
+    fig.suptitle(f"{dataset}: {str(result.preparation.sel(dataset=dataset).values)}", fontsize=9)
+    sns.despine(fig)
+    return _save(fig, folder, f"data_{file_stem(dataset)}")
+
+
+def model_vs_data(result: xr.Dataset, folder: Path) -> list[Path]:
+    """Fitted prediction against measurement, one panel per dataset: one point per protocol (weight
+    changes) or per measured response (train responses); only the rules fitted to the dataset."""
+    colours = palette(result)
     datasets = list(result.dataset.values)
     columns = min(len(datasets), 3)
     lines = -(-len(datasets) // columns)
-    fig = plotting.figure(3.6 * columns + 1.8, 3.4 * lines)
+    fig = plotting.figure(3.6 * columns + 1.8, 3.4 * lines + 0.6)
     axes = np.atleast_1d(fig.subplots(lines, columns)).ravel()
+    shown: dict[str, tuple | str] = {}
     for ax, name in zip(axes, datasets, strict=False):
-        sns.scatterplot(
-            table[table.dataset == name],
-            x="data",
-            y="model",
-            hue="rule",
-            palette=palette(result),
-            s=22,
-            ax=ax,
-            legend=ax is axes[0],
-        )
+        trains = str(result.structure.sel(dataset=name).values) == "trains"
+        rows = observations_of(result, name) if trains else protocols_of(result, name)
+        data = rows.amplitude_data if trains else rows.dw_data
+        model = rows.amplitude_model if trains else rows.dw_model
+        for rule in fitted_rules(result, name):
+            label = _label(result, rule)
+            shown[label] = colours[label]
+            ax.plot(data.values, model.sel(rule=rule).values, "o", ms=4, color=colours[label], alpha=0.85)
         low, high = min(ax.get_xlim()[0], ax.get_ylim()[0]), max(ax.get_xlim()[1], ax.get_ylim()[1])
         ax.plot([low, high], [low, high], color="0.6", lw=0.8, ls="--")
-        ax.set(xlabel="measured (%)", ylabel="fitted model (%)", title=name)
+        if trains:
+            units = str(data.attrs.get("units", ""))
+            unit = "normalised" if units == "1" else units
+            ax.set(xlabel=f"measured response ({unit})", ylabel=f"fitted model ({unit})", title=name)
+        else:
+            ax.set(xlabel="measured (%)", ylabel="fitted model (%)", title=name)
     for ax in axes[len(datasets) :]:
         ax.set_visible(False)
-    sns.move_legend(axes[0], "upper left", bbox_to_anchor=(0.0, -0.25), frameon=False, title=None, fontsize=7)
-    fig.suptitle("model vs data, per protocol (dashed: identity)", fontsize=9)
+    fig.legend(
+        handles=_legend_handles(list(shown.items())),
+        fontsize=7,
+        frameon=False,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncols=min(max(len(shown), 1), 4),
+    )
+    fig.suptitle("model vs data, per protocol or measured response (dashed: identity)", fontsize=9)
     sns.despine(fig)
     return _save(fig, folder, "model_vs_data")
 
@@ -193,11 +275,13 @@ def error_heatmap(result: xr.Dataset, folder: Path) -> list[Path]:
     """E per rule and dataset; colour: log10 of E over the dataset's best E (E's units differ between datasets)."""
     e = result.E.to_pandas().rename(index=lambda r: _label(result, r))
     cv = result.E_cv.to_pandas().rename(index=lambda r: _label(result, r))
-    notes = e.map(lambda v: f"{v:.3g}") + cv.map(lambda v: "" if not np.isfinite(v) else f"\n(CV {v:.3g})")
+    notes = e.map(lambda v: f"{v:.3g}" if np.isfinite(v) else "") + cv.map(
+        lambda v: "" if not np.isfinite(v) else f"\n(CV {v:.3g})"
+    )
     return _heatmap(
         np.log10(e / e.min()),
         notes,
-        "fit error E (leave-one-out E_cv); lower is better",
+        "fit error E (leave-one-out E_cv); lower is better; blank: not fitted",
         "log10 E / best E of the dataset",
         "error_heatmap",
         folder,
@@ -211,11 +295,13 @@ def model_selection(result: xr.Dataset, folder: Path) -> list[Path]:
         values = result[criterion] - result[criterion].min("rule")
         table = pd.DataFrame(values.to_pandas()).rename(index=lambda r: _label(result, r))
         k = result.k.to_pandas().rename(index=lambda r: _label(result, r))
-        notes = table.map(lambda v: f"{v:.1f}") + k.map(lambda v: f"\nk={int(v)}" if np.isfinite(v) else "")
+        notes = table.map(lambda v: f"{v:.1f}" if np.isfinite(v) else "") + k.map(
+            lambda v: f"\nk={int(v)}" if np.isfinite(v) else ""
+        )
         paths += _heatmap(
             table.clip(upper=50),
             notes,
-            f"Δ{criterion} to the best rule of each dataset (0 = best)",
+            f"Δ{criterion} to the best rule of each dataset (0 = best; blank: not fitted)",
             f"Δ{criterion} (clipped at 50)",
             f"delta_{criterion.lower()}",
             folder,
@@ -232,12 +318,15 @@ def parameters(result: xr.Dataset, folder: Path) -> list[Path]:
     fig = plotting.figure(4.2 * len(rules), 0.9 + 0.32 * max(1, result.sizes["parameter"]))
     axes = np.atleast_1d(fig.subplots(1, len(rules), sharex=True))
     colours = dict(zip(result.dataset.values, sns.color_palette("deep", result.sizes["dataset"]), strict=True))
+    done = fitted(result)
     for ax, rule in zip(axes, rules, strict=True):
         definition = rule_from_toml(str(result.rule_definition.sel(rule=rule).values))
         free = [p for p in result.parameter.values if p in definition.free]
         for j, name in enumerate(free):
             low, high = definition.parameter(name).bounds
             for d, dataset in enumerate(result.dataset.values):
+                if not bool(done.sel(rule=rule, dataset=dataset)):
+                    continue
                 cell = result.sel(rule=rule, dataset=dataset, parameter=name)
                 y = j + (d - (result.sizes["dataset"] - 1) / 2) * 0.12
                 position = (float(cell.parameter_value) - low) / (high - low)
@@ -252,12 +341,17 @@ def parameters(result: xr.Dataset, folder: Path) -> list[Path]:
                     mfc="none" if at else colours[dataset],
                     ms=5,
                     color=colours[dataset],
-                    label=dataset if j == 0 else "_nolegend_",
                 )
         ax.set_yticks(range(len(free)), free, fontsize=7)
         ax.set(xlim=(-0.03, 1.03), title=_label(result, rule), xlabel="position within bounds")
         ax.invert_yaxis()
-    axes[0].legend(fontsize=6, frameon=False, loc="lower left", bbox_to_anchor=(0, 1.08))
+    axes[0].legend(
+        handles=_legend_handles([(str(d), colours[d]) for d in result.dataset.values]),
+        fontsize=6,
+        frameon=False,
+        loc="lower left",
+        bbox_to_anchor=(0, 1.08),
+    )
     fig.suptitle("fitted parameters (lines: Laplace 95 % intervals; open triangles: at a bound)", fontsize=9)
     sns.despine(fig)
     return _save(fig, folder, "parameters")
@@ -270,17 +364,22 @@ def transfer(result: xr.Dataset, folder: Path) -> list[Path]:
     if not shared:
         return []
     paths = []
-    rules = list(result.rule.values)
-    columns = min(len(rules), 3)
-    lines = -(-len(rules) // columns)
     for index, preparation in enumerate(shared):
         names = list(preparations[preparations == preparation].index)
         ratios = {}
-        for rule in rules:
+        for rule in result.rule.values:
             matrix = result.E_transfer.sel(rule=rule, dataset=names, predicted=names)
-            ratios[rule] = (
+            ratio = (
                 matrix / xr.DataArray(np.diag(matrix.values), dims="predicted", coords={"predicted": names})
             ).to_pandas()
+            off = ratio.values[~np.eye(len(names), dtype=bool)]
+            if np.isfinite(off).any():  # a rule fitted to at least two datasets of one kind here
+                ratios[rule] = ratio
+        if not ratios:
+            continue
+        rules = list(ratios)
+        columns = min(len(rules), 3)
+        lines = -(-len(rules) // columns)
         # One colour scale for every panel, so that colours compare across rules.
         top = min(3.0, max(float(np.nanmax(np.log10(r.values))) for r in ratios.values()))
         size = 0.75 * len(names) + 1.4
@@ -290,7 +389,7 @@ def transfer(result: xr.Dataset, folder: Path) -> list[Path]:
             ratio = ratios[rule]
             sns.heatmap(
                 np.log10(ratio),
-                annot=ratio.map(lambda v: f"{v:.0f}x" if v >= 10 else f"{v:.1f}x"),
+                annot=ratio.map(lambda v: "" if not np.isfinite(v) else f"{v:.0f}x" if v >= 10 else f"{v:.1f}x"),
                 fmt="",
                 cmap="rocket_r",
                 vmin=0,
@@ -334,11 +433,12 @@ def all_figures(result: xr.Dataset, folder: Path) -> dict[str, list[Path]]:
     folder = Path(folder)
     with plotting.style():
         drawn = {f"data_{name}": dataset_figure(result, str(name), folder) for name in result.dataset.values}
-        drawn["model_vs_data"] = model_vs_data(result, folder)
-        drawn["error_heatmap"] = error_heatmap(result, folder)
-        drawn["model_selection"] = model_selection(result, folder)
-        drawn["parameters"] = parameters(result, folder)
-        drawn["transfer"] = transfer(result, folder)
+        if bool(fitted(result).any()):  # a subset of a comparison may hold no fitted cell
+            drawn["model_vs_data"] = model_vs_data(result, folder)
+            drawn["error_heatmap"] = error_heatmap(result, folder)
+            drawn["model_selection"] = model_selection(result, folder)
+            drawn["parameters"] = parameters(result, folder)
+            drawn["transfer"] = transfer(result, folder)
         if "retrieval_error" in result:
             drawn["capacity"] = capacity(result, folder)
     return {key: paths for key, paths in drawn.items() if paths}

@@ -3,7 +3,9 @@ r"""The comparison report: a self-contained HTML page (figures embedded) and a M
 Every sentence is generated from the results: which rule fits each dataset best, whether
 its lower error is worth its parameters (ΔAIC, ΔBIC, leave-one-out error), which fitted
 parameters ended at a bound, how far fits transfer between datasets of one preparation.
-No sentence names a rule or a dataset unless the results put it there.
+No sentence names a rule or a dataset unless the results put it there. Cells that were not
+fitted (a rule that cannot explain the data, ``fitted`` False) are left out of every
+sentence and table.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from neurofwp.analysis.figures import FAST_LABELS
+from neurofwp.analysis.figures import FAST_LABELS, fitted
 
 #: ΔAIC above which the rule with the lower AIC is clearly preferred (Burnham & Anderson 2002: > 10 "essentially none").
 CLEAR_DELTA = 10.0
@@ -27,17 +29,44 @@ def _label(result: xr.Dataset, rule) -> str:
     return str(result.rule_label.sel(rule=rule).values)
 
 
+def _is_trains(result: xr.Dataset, dataset) -> bool:
+    return str(result.structure.sel(dataset=dataset).values) == "trains"
+
+
+def _size(result: xr.Dataset, dataset) -> str:
+    """What a dataset holds: ``3 trains, 30 measured responses`` or ``10 protocols``."""
+    count = int(result.n_protocols.sel(dataset=dataset))
+    if _is_trains(result, dataset):
+        if "n_observations" in result.coords:
+            responses = int(result.n_observations.sel(dataset=dataset))
+        else:
+            responses = int((result.observation_dataset == dataset).sum())
+        return f"{count} train{'s' * (count != 1)}, {responses} measured responses"
+    return f"{count} protocol{'s' * (count != 1)}"
+
+
+E_UNITS = {"1": "SEM units", "percent^2": "percent²", "amplitude^2": "squared amplitude"}
+
+
 def _dataset_summary(result: xr.Dataset, dataset: str) -> str:
-    cell = result.sel(dataset=dataset)
+    done = fitted(result).sel(dataset=dataset).values
+    kind = "train responses" if _is_trains(result, dataset) else "weight changes"
+    if not done.any():
+        return f"{dataset} ({_size(result, dataset)}): no compared rule can explain its {kind}; it was not fitted."
+    cell = result.sel(dataset=dataset).isel(rule=np.flatnonzero(done))
     e = cell.E.to_series().sort_values()
     best_e = e.index[0]
     units = str(cell.E_units.values)
     aic = (cell.AIC - cell.AIC.min()).to_series().sort_values()
     best_aic = aic.index[0]
-    text = (
-        f"{dataset} ({int(cell.n_protocols)} protocols, E in {'SEM units' if units == '1' else 'percent²'}): "
-        f"{_label(result, best_e)} has the lowest E ({e.iloc[0]:.3g}, k = {int(cell.k.sel(rule=best_e))})"
-    )
+    text = f"{dataset} ({_size(result, dataset)}, E in {E_UNITS.get(units, units)}): "
+    if len(e) == 1:
+        text += (
+            f"{_label(result, best_e)} has E = {e.iloc[0]:.3g} (k = {int(cell.k.sel(rule=best_e))}), "
+            f"the only compared rule that can explain its {kind}"
+        )
+    else:
+        text += f"{_label(result, best_e)} has the lowest E ({e.iloc[0]:.3g}, k = {int(cell.k.sel(rule=best_e))})"
     if best_aic == best_e:
         runner = aic.index[1] if len(aic) > 1 else None
         if runner is not None:
@@ -60,11 +89,14 @@ def _dataset_summary(result: xr.Dataset, dataset: str) -> str:
         )
     if "E_cv" in cell and np.isfinite(cell.E_cv.values).any():
         cv = cell.E_cv.to_series().dropna().sort_values()
-        text += (
-            f". Leave-one-out, {_label(result, cv.index[0])} predicts held-out protocols best (E_cv = {cv.iloc[0]:.3g})"
-        )
-        if cv.index[0] != best_e:
-            text += f", not {_label(result, best_e)} (E_cv = {float(cell.E_cv.sel(rule=best_e)):.3g})"
+        held_out = "held-out trains" if _is_trains(result, dataset) else "held-out protocols"
+        if len(cv) == 1:
+            text += f". Leave-one-out, {_label(result, cv.index[0])} predicts {held_out} with E_cv = {cv.iloc[0]:.3g}"
+        else:
+            text += f". Leave-one-out, {_label(result, cv.index[0])} predicts {held_out} best (E_cv = {cv.iloc[0]:.3g})"
+        own_cv = float(cell.E_cv.sel(rule=best_e))
+        if cv.index[0] != best_e and np.isfinite(own_cv):
+            text += f", not {_label(result, best_e)} (E_cv = {own_cv:.3g})"
     return text + "."
 
 
@@ -93,15 +125,21 @@ def _transfer(result: xr.Dataset) -> list[str]:
         for rule in result.rule.values:
             m = result.E_transfer.sel(rule=rule, dataset=names, predicted=names).values
             own = np.diag(m)
-            off = [m[a, b] / own[b] for a in range(len(names)) for b in range(len(names)) if a != b]
-            ratios[rule] = float(np.exp(np.mean(np.log(off))))
+            off = np.array([m[a, b] / own[b] for a in range(len(names)) for b in range(len(names)) if a != b])
+            off = off[np.isfinite(off) & (off > 0)]  # pairs of fitted cells of one kind only
+            if off.size:
+                ratios[rule] = float(np.exp(np.mean(np.log(off))))
+        if not ratios:
+            continue
         best = min(ratios, key=ratios.__getitem__)
         worst = max(ratios, key=ratios.__getitem__)
-        lines.append(
+        text = (
             f"Within {preparation} ({', '.join(names)}), parameters fitted on one dataset predict the others "
-            f"best with {_label(result, best)} (E {ratios[best]:.2g}x its own fit's, geometric mean) and worst with "
-            f"{_label(result, worst)} ({ratios[worst]:.2g}x)."
+            f"best with {_label(result, best)} (E {ratios[best]:.2g}x its own fit's, geometric mean)"
         )
+        if worst != best:
+            text += f" and worst with {_label(result, worst)} ({ratios[worst]:.2g}x)"
+        lines.append(text + ".")
     return lines
 
 
@@ -118,16 +156,47 @@ def _capacity(result: xr.Dataset) -> list[str]:
     ]
 
 
+def _skipped(result: xr.Dataset) -> list[str]:
+    """Which rules were not fitted to which datasets, and why (they cannot explain those data): one
+    sentence per kind of data and set of datasets."""
+    done = fitted(result)
+    lines = []
+    for trains, (singular, plural), what in (
+        (False, ("does not change w", "do not change w"), "weight changes"),
+        (True, ("has no per-spike response", "have no per-spike response"), "train responses"),
+    ):
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for rule in result.rule.values:
+            missing = tuple(
+                str(d)
+                for d in result.dataset.values
+                if _is_trains(result, d) == trains and not bool(done.sel(rule=rule, dataset=d))
+            )
+            if missing:
+                groups.setdefault(missing, []).append(_label(result, rule))
+        for missing, labels in groups.items():
+            one = len(labels) == 1
+            lines.append(
+                f"{'; '.join(labels)} {singular if one else plural} and {'is' if one else 'are'} not fitted to the "
+                f"{what} of "
+                f"{', '.join(missing)}."
+            )
+    return lines
+
+
 def summary(result: xr.Dataset) -> list[str]:
     """The report's sentences, each generated from ``result``."""
     lines = [_dataset_summary(result, str(d)) for d in result.dataset.values]
-    return lines + _bounds(result) + _transfer(result) + _capacity(result)
+    return lines + _skipped(result) + _bounds(result) + _transfer(result) + _capacity(result)
 
 
 def _parameter_rows(result: xr.Dataset) -> list[tuple[str, str, str]]:
     rows = []
+    done = fitted(result)
     for rule in result.rule.values:
         for dataset in result.dataset.values:
+            if not bool(done.sel(rule=rule, dataset=dataset)):
+                continue
             cell = result.sel(rule=rule, dataset=dataset)
             parts = []
             for p in result.parameter.values:
@@ -155,16 +224,19 @@ def _table(result: xr.Dataset) -> tuple[list[str], list[list[str]]]:
     header = ["rule", "dataset", "k", "E", "E_cv", "log L", "ΔAIC", "ΔBIC"]
     delta_aic, delta_bic = result.AIC - result.AIC.min("rule"), result.BIC - result.BIC.min("rule")
     rows = []
+    done = fitted(result)
     for dataset in result.dataset.values:
         for rule in result.rule.values:
             at = {"rule": rule, "dataset": dataset}
+            if not bool(done.sel(at)):
+                continue
             rows.append(
                 [
                     _label(result, rule),
                     str(dataset),
                     f"{int(result.k.sel(at))}",
                     f"{float(result.E.sel(at)):.4g}",
-                    f"{float(result.E_cv.sel(at)):.4g}",
+                    f"{float(result.E_cv.sel(at)):.4g}" if np.isfinite(float(result.E_cv.sel(at))) else "–",
                     f"{float(result.log_likelihood.sel(at)):.2f}",
                     f"{float(delta_aic.sel(at)):.1f}",
                     f"{float(delta_bic.sel(at)):.1f}",
@@ -174,7 +246,8 @@ def _table(result: xr.Dataset) -> tuple[list[str], list[list[str]]]:
 
 
 CAPTIONS = {
-    "model_vs_data": "Fitted prediction against measurement, one point per protocol (dashed: identity).",
+    "model_vs_data": "Fitted prediction against measurement, one point per protocol or measured response "
+    "(dashed: identity).",
     "error_heatmap": "Fit error E per rule and dataset; colour relative to the dataset's best E; leave-one-out E_cv.",
     "model_selection": "ΔAIC and ΔBIC to each dataset's best rule (0 = best; k = estimated parameters).",
     "parameters": "Fitted free parameters within their bounds, Laplace 95 % intervals; open triangles: at a bound.",
@@ -187,7 +260,11 @@ def _caption(result: xr.Dataset, key: str) -> str:
     if key.startswith("data_"):
         name = key[len("data_") :]
         kind = str(result.structure.sel(dataset=name).values)
-        what = {"window": "timing window", "frequency": "frequency series"}.get(kind, "protocol by protocol")
+        what = {
+            "window": "timing window",
+            "frequency": "frequency series",
+            "trains": "train responses against spike number, one panel per train",
+        }.get(kind, "protocol by protocol")
         return f"{name}, {what}: data and every fitted rule. {result.citation.sel(dataset=name).values}"
     return CAPTIONS.get(key, key)
 
@@ -201,7 +278,21 @@ def write(result: xr.Dataset, folder: Path, figures: dict[str, list[Path]]) -> t
     settings = (
         f"fits: {result.attrs['starts']} start(s) per rule and dataset, seed {result.attrs['seed']}, "
         f"neurofwp {result.attrs['neurofwp_version']}; log L from E with the stated SEMs (σ estimated where a "
-        "dataset has none), AIC = 2k − 2 log L, BIC = k ln P − 2 log L; E_cv: leave-one-protocol-out."
+        "dataset has none), AIC = 2k − 2 log L, BIC = k ln N − 2 log L with N the observations (protocols"
+        + (
+            "; measured responses of train datasets"
+            if any(_is_trains(result, d) for d in result.dataset.values)
+            else ""
+        )
+        + "); E_cv: leave-one-protocol-out"
+        + (" (a train is one protocol)" if any(_is_trains(result, d) for d in result.dataset.values) else "")
+        + "."
+        + (
+            " A rule is fitted only to data it can explain (weight changes: a rule that changes w; train responses: "
+            "a rule with a per-spike response)."
+            if not bool(fitted(result).all())
+            else ""
+        )
     )
     pngs = {key: [p for p in paths if p.suffix == ".png"] for key, paths in figures.items()}
 

@@ -7,6 +7,9 @@ r"""What a protocol dataset varies, read from its protocols, so that figures fol
   (Sjöström et al. 2001). Drawn as weight change against the rate, a line per timing.
 - ``protocols``: anything else (triplets, quadruplets, bursts, neuromodulation). Drawn
   protocol by protocol.
+- ``trains``: train responses (:class:`~neurofwp.protocols.TrainProtocol`, short-term
+  plasticity): the response to every presynaptic spike of each train. Drawn train by train,
+  response against spike number.
 
 For the first two, :func:`curve_protocols` gives dense protocols on which a fitted rule
 is evaluated to draw it as a smooth curve beside the data.
@@ -19,11 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neurofwp.protocols import Protocol, make_protocol
+from neurofwp.protocols import Protocol, is_train_table, make_protocol
 
 __all__ = ["Structure", "classify", "curve_protocols", "timing_ms"]
 
-KINDS = ("window", "frequency", "protocols")
+KINDS = ("window", "frequency", "protocols", "trains")
 #: Smallest number of distinct timings that make a window.
 MIN_WINDOW_TIMINGS = 4
 #: Repetition rates (Hz) of frequency curves: their periods lie on the 0.1 ms grid of the clock-driven rules.
@@ -42,7 +45,11 @@ class Structure:
 
     @property
     def x_label(self) -> str:
-        return {"window": "Δt = t_post − t_pre (ms)", "frequency": "repetition rate (Hz)"}.get(self.kind, "protocol")
+        return {
+            "window": "Δt = t_post − t_pre (ms)",
+            "frequency": "repetition rate (Hz)",
+            "trains": "presynaptic spike",
+        }.get(self.kind, "protocol")
 
 
 def timing_ms(protocol: Protocol) -> float | None:
@@ -54,6 +61,8 @@ def timing_ms(protocol: Protocol) -> float | None:
 
 def classify(protocols: Sequence[Protocol]) -> Structure:
     """The :class:`Structure` of a protocol set (see the module docstring for the rules)."""
+    if protocols and is_train_table(protocols):
+        return Structure("trains")
     timings = [timing_ms(p) for p in protocols]
     if not protocols or any(t is None for t in timings):
         return Structure("protocols")
@@ -79,7 +88,7 @@ def curve_protocols(structure: Structure) -> tuple[np.ndarray, list[Protocol]]:
     ``window``: Δt on a 1 ms grid 10 ms beyond the data on each side, x = Δt (ms).
     ``frequency``: every timing at :data:`CURVE_FREQUENCIES_HZ` up to the highest measured
     rate and the measured rates themselves; x has one row per timing, ``[timing, rate]``.
-    ``protocols``: none.
+    ``protocols``, ``trains``: none.
     """
     if structure.kind == "window":
         low, high = np.floor(min(structure.timings_ms)) - 10, np.ceil(max(structure.timings_ms)) + 10
