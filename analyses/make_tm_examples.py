@@ -1,4 +1,5 @@
 """Write the bundled train-response examples of published Tsodyks–Markram parameter sets.
+======================================================================================
 
 Each set is simulated with neurofwp's ``tsodyks-markram`` rule (the 2-state model: u relaxes to
 U, R to 1; response A·u·R before the spike's updates) on one protocol set: 10 pulses at 5, 10,
@@ -95,7 +96,7 @@ def write(name: str, out: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "neurofwp" / "data")
     args = parser.parse_args()
     for name in SETS:

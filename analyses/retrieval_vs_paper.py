@@ -1,4 +1,5 @@
 """Compare `neurofwp retrieval` results with the paper's own runs: capacity per model, a table and a figure.
+=========================================================================================================
 
 For every model in ``retrieval_setting<N>.nc`` (N = 1, 2) found in the results folder, the
 *capacity* is the largest S whose best evaluation loss is at most ``--solved`` (default
@@ -62,7 +63,7 @@ def markdown(frame: pd.DataFrame) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().split("\n")[0])
     parser.add_argument("results", type=Path)
     parser.add_argument("--solved", type=float, default=0.01)
     args = parser.parse_args(argv)

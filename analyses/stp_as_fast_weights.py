@@ -1,4 +1,5 @@
 """Short-term plasticity as fast weights: the Tsodyks–Markram efficacy written with the tensor core's delta rule.
+==============================================================================================================
 
 Between spikes the depletion F = 1 − R decays to 0 (τ_D) and at a spike F ← F + u (1 − F); the
 facilitation G = (u − U)/(1 − U) decays to 0 (τ_F) and at a spike G ← G + U (1 − G). Each is a
@@ -72,7 +73,7 @@ def fast_weight_efficacy(times_ms: np.ndarray, U: float, tau_rec: float, tau_fac
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("results/stp_as_fast_weights"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -1,4 +1,5 @@
 """Which protocols identify which Tsodyks–Markram parameter: recovery error versus the train set.
+==============================================================================================
 
 For each published parameter set (``make_tm_examples.SETS``) and each subset of the bundled
 protocols (one regular train, several, a train with recovery probes, all), responses are
@@ -6,7 +7,7 @@ simulated, Gaussian noise of SD ``NOISE`` (a fraction of the first response) is 
 every response but the first, and U, τ_D and τ_F are fitted back (``STARTS`` starts). The
 recovery error of a parameter is
 
-    |fitted − true| / max(true, floor)     (floor: 0 for U, 50 ms for the time constants),
+    ``|fitted − true| / max(true, floor)``   (floor: 0 for U, 50 ms for the time constants),
 
 so a τ_F of 0 is judged against 50 ms; the median over ``SEEDS`` noise draws is reported,
 with the median relative width of the 95 % Laplace interval (NaN where the parameter ends at
@@ -117,7 +118,7 @@ def draw(result: xr.Dataset):
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("results/stp_identifiability"))
     parser.add_argument("--seeds", type=int, default=SEEDS)
     parser.add_argument("--redraw", type=Path, help="draw the figure from a saved stp_identifiability.nc")

@@ -1,4 +1,5 @@
 r"""How much the efficacy of a short-term plastic synapse tells about the recent timing of its input.
+=================================================================================================
 
 Every presynaptic spike of a Tsodyks–Markram synapse (neurofwp's ``tsodyks-markram`` rule)
 delivers the efficacy :math:`E_k = A\,u_k R_k`, read before the spike's own updates. The state
@@ -426,7 +427,7 @@ def draw(dataset: xr.Dataset, stem: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("results/stp_memory"), help="output folder (created)")
     parser.add_argument("--seconds", type=float, default=SECONDS, help="duration of each train (s)")
     parser.add_argument("--rate", type=float, default=RATE_HZ, help="mean rate of both trains (Hz)")
@@ -442,4 +443,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()
