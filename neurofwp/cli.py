@@ -340,6 +340,9 @@ def compare(
         cells = []
         for d in names:
             e, e_cv, a = (float(result[v].sel(rule=rule, dataset=d)) for v in ("E", "E_cv", "AIC"))
+            if math.isnan(e):  # the rule cannot explain this kind of data (not fitted)
+                cells.append("–")
+                continue
             cells.append(f"{e:.3g} ({e_cv:.3g}), {float(delta.sel(rule=rule, dataset=d)):+.1f}")
         label = str(result.rule_label.sel(rule=rule).values)
         click.echo(f"{label[:43]:<44}" + "".join(f"{c:>{max(width, 24)}}" for c in cells))
