@@ -29,6 +29,11 @@ MNM2002 = (
     "Brian2 examples/frompapers/Maass_Natschlaeger_Markram_2002.py lines 308-359 (brian-team/brian2 commit aec54d2a), "
     "identical in an independent BrainPy LSM script"
 )
+NEST = (
+    "NEST simulator example pynest/examples/evaluate_tsodyks2_synapse.py lines 74 and 79 (nest/nest-simulator "
+    "commit 84b06d8d); tsodyks2_synapse uses this rule's convention (u = U initially, response x*u*w before the "
+    "spike's updates)"
+)
 # name: (U, tau_rec_ms, tau_facil_ms, description, source)
 SETS = {
     "tsodyks1998_depressing": (0.5, 800.0, 0.0, "depressing neocortical synapse", TPM1998.format(kind="depression")),
@@ -43,6 +48,8 @@ SETS = {
     "maass2002_ei": (0.05, 125.0, 1200.0, "excitatory to inhibitory connection", MNM2002),
     "maass2002_ie": (0.25, 700.0, 20.0, "inhibitory to excitatory connection", MNM2002),
     "maass2002_ii": (0.32, 144.0, 60.0, "inhibitory to inhibitory connection", MNM2002),
+    "nest_tsodyks2_depressing": (0.67, 450.0, 0.0, "NEST's depressing tsodyks2_synapse example", NEST),
+    "nest_tsodyks2_facilitating": (0.1, 100.0, 1000.0, "NEST's facilitating tsodyks2_synapse example", NEST),
 }
 
 

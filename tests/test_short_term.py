@@ -197,6 +197,8 @@ PUBLISHED = {  # U, tau_rec_ms, tau_facil_ms: the sets behind the bundled comput
     "maass2002_ei": (0.05, 125.0, 1200.0),
     "maass2002_ie": (0.25, 700.0, 20.0),
     "maass2002_ii": (0.32, 144.0, 60.0),
+    "nest_tsodyks2_depressing": (0.67, 450.0, 0.0),
+    "nest_tsodyks2_facilitating": (0.1, 100.0, 1000.0),
 }
 
 
@@ -311,3 +313,21 @@ def test_one_slow_train_does_not_identify_the_synapse_but_three_frequencies_do(t
     assert float(error.sel(protocol_set="5 Hz", parameter="tau_rec_ms")) > 0.1
     assert float(error.sel(protocol_set="5, 20, 100 Hz").max()) < 0.05
     module.draw(result)  # the figure draws from the result alone
+
+
+def test_the_amplitude_is_fitted_on_absolute_responses():
+    """Responses in absolute units (first amplitude not 1): A is identifiable and `--free A` recovers it with
+    the other parameters (noise-free data from U 0.25, τ_D 700 ms, τ_F 20 ms, A 3), given a bound on A of
+    the order of the data (with the default [0, 1000] the fit settles in the τ_F = 0 local optimum, E 1.6e-3)."""
+    truth = {"U": 0.25, "tau_rec_ms": 700.0, "tau_facil_ms": 20.0, "A": 3.0}
+    trains = [p for p in data.resolve("maass2002_ie")]
+    responses = torch_backend.simulate_responses("tsodyks-markram", trains, truth)[:, :, 0].numpy()
+    absolute = [
+        make_train(p.name, p.pre_times_ms, r[: len(p.pre_times_ms)]) for p, r in zip(trains, responses, strict=True)
+    ]
+    free = ["U", "tau_rec_ms", "tau_facil_ms", "A"]
+    result = fit("tsodyks-markram", absolute, free=free, bounds={"A": (0.0, 10.0)}, starts=8, show_progress=False)
+    assert result.attrs["E"] < 1e-10
+    for name, value in truth.items():
+        assert result.attrs[f"param_{name}"] == pytest.approx(value, rel=1e-4), name
+    assert result.amplitude_model.values[0, 0] == pytest.approx(3.0 * 0.25, rel=1e-6)  # not normalised
