@@ -37,7 +37,7 @@ FILE_RULES = [str(Path(__file__).parent / "rules" / f"{name}.toml") for name in 
 
 # Rules that change the persistent weight (short-term plasticity rules change only their response,
 # tested in test_short_term.py)
-WEIGHT_RULES = [name for name in RULES if RULES[name].on_pre != "0" or RULES[name].on_post != "0"]
+WEIGHT_RULES = [name for name in RULES if RULES[name].changes_weight]
 
 
 @pytest.mark.parametrize("method", ["auto", "sequential"])

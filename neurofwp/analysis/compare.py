@@ -78,16 +78,9 @@ def _parameters(result: xr.Dataset, rule: Rule) -> dict[str, float]:
     return {name: float(result.attrs[f"param_{name}"]) for name in rule.parameter_names}
 
 
-def _is_zero(expression: str) -> bool:
-    try:
-        return float(expression) == 0.0
-    except ValueError:
-        return False
-
-
 def changes_weight(rule: Rule) -> bool:
-    """Whether ``rule`` can change the persistent weight w: a spike's update or a drift that is not 0."""
-    return not (_is_zero(rule.on_pre) and _is_zero(rule.on_post)) or rule.drift is not None
+    """Whether ``rule`` can change the persistent weight w (:attr:`~neurofwp.plasticity.Rule.changes_weight`)."""
+    return rule.changes_weight
 
 
 def explains(rule: Rule, table: ProtocolTable) -> bool:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from neurofwp.errors import NeurofwpError, OutOfRangeError
+from neurofwp.plasticity.definition import is_zero
 from neurofwp.plasticity.language import to_brian2
 from neurofwp.plasticity.rules import Rule, check_time_step, resolve_rule
 from neurofwp.plasticity.torch_backend import parameter_tensors
@@ -85,7 +86,7 @@ def pathway_code(rule: Rule, side: str, w_max: str | None = None) -> str:
     if side == "pre" and rule.response is not None:
         lines.append(f"response = {to_brian2(rule.response, dimensions)}")  # before the spike's updates
     text = rule.on_pre if side == "pre" else rule.on_post
-    if text.strip() not in ("0", "0.0"):  # a rule that leaves w alone here (short-term plasticity) skips it
+    if not is_zero(text):  # a rule that leaves w alone here (short-term plasticity) skips it
         change = to_brian2(text, dimensions)
         lines.append(f"w = clip(w + {change}, 0, {w_max})" if w_max else f"w += {change}")
     # on_spike updates read the values before the spike: all are computed, then assigned

@@ -168,6 +168,12 @@ class Rule:
         return [p.name for p in self.parameters]
 
     @property
+    def changes_weight(self) -> bool:
+        """Whether the rule can change the persistent weight ``w``: a spike update or a drift that is not 0
+        (short-term plasticity rules change only their ``response``)."""
+        return not (is_zero(self.on_pre) and is_zero(self.on_post)) or self.drift is not None
+
+    @property
     def clock_driven(self) -> bool:
         """Whether the rule has a drift (then it is integrated on a time grid, not event by event)."""
         return self.drift is not None
@@ -198,6 +204,14 @@ class Rule:
     def to_toml(self) -> str:
         """The rule as a rule file; :func:`rule_from_toml` reads it back to an equal Rule."""
         return to_toml(self)
+
+
+def is_zero(expression: str) -> bool:
+    """Whether an expression is the number 0 (a spike update that leaves ``w`` alone)."""
+    try:
+        return float(expression) == 0.0
+    except ValueError:
+        return False
 
 
 def check_parameter_value(parameter: Parameter, value: object) -> float:
