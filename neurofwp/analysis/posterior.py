@@ -1,0 +1,169 @@
+r"""Posterior distributions over a rule's free parameters by neural posterior estimation (``sbi``).
+
+A best fit and its Laplace interval assume one well-shaped optimum; plasticity rules are
+degenerate (amplitudes trade off against time constants). Simulation-based inference
+(Tejero-Cantero et al. 2020; Gonçalves et al. 2020) learns the posterior from simulations:
+
+1. the prior is uniform within the free parameters' bounds (the rule's, or ``bounds``);
+2. N parameter sets θ are drawn from it and simulated by the torch backend in batches, and
+   measurement noise is added as the dataset states it: :math:`x = m(\theta) + s\,\epsilon`,
+   :math:`\epsilon \sim \mathcal N(0, I)`, with s the SEM of every observation (or ``noise``
+   where the data have none);
+3. a conditional density estimator :math:`q(\theta \mid x)` (``sbi``'s NPE, its default
+   masked autoregressive flow) is trained on the pairs, and the posterior is sampled at the
+   observed data.
+
+``sbi`` is an optional dependency (``pip install "neurofwp[bayes]"``); nothing else in
+neurofwp imports it. The caller's random number generators are left as they were: every draw
+happens inside :func:`torch.random.fork_rng`, seeded by ``seed``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+
+import neurofwp
+from neurofwp.errors import NeurofwpError, OutOfRangeError
+from neurofwp.fit import _positive_int, prepare
+from neurofwp.plasticity import check_rule, source_attrs
+from neurofwp.plasticity.rules import Rule
+from neurofwp.protocols import Protocol
+
+__all__ = ["MIN_SIMULATIONS", "posterior"]
+
+#: Fewer simulations than this cannot train a density estimator worth reporting.
+MIN_SIMULATIONS = 500
+SIMULATION_BATCH = 2000
+
+
+def _sbi():
+    try:
+        import sbi.inference
+        import sbi.utils
+    except ImportError as error:  # the optional extra
+        raise NeurofwpError(f'posteriors need the sbi package: pip install "neurofwp[bayes]" ({error})') from None
+    return sbi
+
+
+def _check_prior(rule: Rule, free: Sequence[str], bounds: Mapping[str, tuple[float, float]]) -> None:
+    """A prior range must lie within the rule's own bounds (where the rule is defined and checked)."""
+    for name in free:
+        low, high = bounds[name]
+        rule_low, rule_high = rule.parameter(name).bounds
+        if low < rule_low or high > rule_high:
+            raise OutOfRangeError(
+                f"prior of {name}: [{low:g}, {high:g}] reaches outside the rule's bounds [{rule_low:g}, {rule_high:g}]"
+            )
+
+
+def posterior(
+    rule: str | Rule,
+    protocols: Sequence[Protocol],
+    *,
+    simulations: int = 10_000,
+    samples: int = 5000,
+    seed: int = 0,
+    free: Sequence[str] | None = None,
+    fixed: Mapping[str, float] | None = None,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
+    noise: float | None = None,
+    dt_ms: float = 0.1,
+    dataset: str | None = None,
+    citation: str | None = None,
+    show_progress: bool = False,
+) -> xr.Dataset:
+    """Posterior samples of ``rule``'s free parameters given ``protocols`` (module docstring).
+
+    Args:
+        simulations: N, the simulated parameter sets the estimator learns from (≥ MIN_SIMULATIONS).
+        samples: posterior samples drawn at the observed data.
+        free, fixed, bounds: as :func:`neurofwp.fit.fit`; ``bounds`` set the uniform prior and
+            must lie within the rule's bounds.
+        noise: the measurement noise (SD, units of the data) for data without SEMs; ignored
+            where the data have SEMs.
+
+    Returns a Dataset with one variable per free parameter over ``sample`` (named as the
+    parameter, with its units), attrs with the prior bounds (``prior_<name>``), the settings,
+    the seed and the seconds spent simulating and training.
+    """
+    rule = check_rule(rule)
+    source = source_attrs(protocols, dataset, citation)
+    simulations = _positive_int("simulations", simulations, 1)
+    samples = _positive_int("samples", samples, 1)
+    seed = _positive_int("seed", seed, 0)
+    if simulations < MIN_SIMULATIONS:
+        raise OutOfRangeError(
+            f"simulations = {simulations} is too few to train a density estimator; give at least {MIN_SIMULATIONS}"
+        )
+    problem = prepare(rule, protocols, free=free, fixed=fixed, bounds=bounds, dt_ms=dt_ms)
+    _check_prior(rule, problem.free, problem.bounds)
+    if problem.has_sem:
+        scale = torch.as_tensor(problem.scale)
+        noise_description = "the SEM of every observation"
+    elif noise is not None:
+        if not (np.isfinite(noise) and noise > 0):
+            raise OutOfRangeError(f"noise must be a finite SD > 0 (units of the data), got {noise!r}")
+        scale = torch.full((len(problem.data),), float(noise), dtype=torch.float64)
+        noise_description = f"SD {noise:g} for every observation (given: the data have no SEM)"
+    else:
+        name = source.get("dataset", "the data")
+        raise NeurofwpError(
+            f"{name} states no noise level (no SEM): give noise= (the SD of a measurement, units of the data)"
+        )
+    sbi = _sbi()
+    low = torch.as_tensor(problem.low, dtype=torch.float32)
+    high = torch.as_tensor(problem.low + problem.span, dtype=torch.float32)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        prior = sbi.utils.BoxUniform(low, high)
+        began = time.perf_counter()
+        theta = prior.sample((simulations,)).to(torch.float64)
+        parts = []
+        with torch.no_grad():
+            for chunk in theta.split(SIMULATION_BATCH):
+                parts.append(problem._model(chunk).T)  # [sets, observations]
+        x = torch.cat(parts)
+        x = x + torch.randn_like(x) * scale
+        finite = torch.isfinite(x).all(1)
+        simulated = time.perf_counter() - began
+        began = time.perf_counter()
+        inference = sbi.inference.NPE(prior=prior, show_progress_bars=show_progress)
+        inference.append_simulations(theta[finite].float(), x[finite].float())
+        estimator = inference.train(show_train_summary=False)
+        trained = time.perf_counter() - began
+        density = inference.build_posterior(estimator)
+        observed = torch.as_tensor(problem.data, dtype=torch.float32)
+        drawn = density.sample((samples,), x=observed, show_progress_bars=show_progress).to(torch.float64).numpy()
+    variables = {
+        name: (
+            "sample",
+            drawn[:, i],
+            {"units": "ms" if rule.parameter(name).is_time else "1", "long_name": f"posterior sample of {name}"},
+        )
+        for i, name in enumerate(problem.free)
+    }
+    attrs = {
+        "rule": rule.name,
+        "rule_definition": rule.to_toml(),
+        **source,
+        "free": " ".join(problem.free),
+        "fixed": " ".join(sorted(problem.fixed)),
+        **{f"param_{name}": value for name, value in problem.fixed.items()},
+        **{f"prior_{name}": np.array(problem.bounds[name]) for name in problem.free},
+        "prior": "uniform within prior_<name> = [low, high]",
+        "simulations": simulations,
+        "simulations_used": int(finite.sum()),
+        "noise": noise_description,
+        "estimator": "sbi NPE (default density estimator)",
+        "sbi_version": sbi.__version__,
+        "seed": seed,
+        "seconds_simulating": simulated,
+        "seconds_training": trained,
+        "neurofwp_version": neurofwp.__version__,
+    }
+    return xr.Dataset(variables, coords={"sample": np.arange(samples)}, attrs=attrs)

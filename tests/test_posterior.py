@@ -1,0 +1,74 @@
+"""Posteriors by neural posterior estimation (sbi): recovery of known parameters, errors, no global state."""
+
+import numpy as np
+import pytest
+import torch
+
+from neurofwp import data
+from neurofwp.analysis.posterior import posterior
+from neurofwp.errors import NeurofwpError, OutOfRangeError
+from neurofwp.plasticity import simulate
+from neurofwp.protocols import make_protocol
+
+TRUTH = {"A_plus": 0.012, "A_minus": 0.006}
+TIMINGS_MS = (-40, -20, -10, -5, 5, 10, 20, 40)
+SEM = 2.0  # percent
+
+
+def synthetic(seed: int):
+    """Pair-STDP windows with known amplitudes and Gaussian noise of SD SEM (percent), SEM stated."""
+    protocols = [make_protocol(f"{t:+d}", [max(0, -t)], [max(0, t)], 1.0, 60) for t in TIMINGS_MS]
+    model = 100.0 * (simulate("stdp", protocols, TRUTH)[:, 0] - 1.0)
+    noisy = model + np.random.default_rng(seed).normal(0.0, SEM, model.size)
+    return [
+        make_protocol(p.name, p.pre_times_ms, p.post_times_ms, 1.0, 60, dw, SEM)
+        for p, dw in zip(protocols, noisy, strict=True)
+    ]
+
+
+def test_the_posterior_covers_the_parameters_that_made_the_data():
+    """1000 simulations, amplitudes free (time constants at their defaults): the true values lie within the
+    central 90 % of the posterior samples and the posterior medians lie within 15 % of them."""
+    result = posterior(
+        "stdp", synthetic(0), simulations=1000, samples=2000, seed=0, free=["A_plus", "A_minus"],
+        bounds={"A_plus": (0.0, 0.05), "A_minus": (0.0, 0.05)},
+    )  # fmt: skip
+    assert set(result.data_vars) == {"A_plus", "A_minus"} and result.sizes["sample"] == 2000
+    for name, value in TRUTH.items():
+        low, high = np.quantile(result[name].values, [0.05, 0.95])
+        assert low <= value <= high, (name, low, high)
+        assert abs(float(result[name].median()) - value) / value < 0.15
+    assert result.attrs["noise"] == "the SEM of every observation"
+    assert list(result.attrs["prior_A_plus"]) == [0.0, 0.05]
+
+
+def test_the_callers_random_state_is_left_alone_and_the_seed_reproduces():
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    kwargs = {"simulations": 600, "samples": 50, "seed": 3, "free": ["A_plus", "A_minus"]}
+    first = posterior("stdp", synthetic(1), **kwargs)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    second = posterior("stdp", synthetic(1), **kwargs)
+    np.testing.assert_array_equal(first.A_plus.values, second.A_plus.values)
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"bounds": {"A_plus": (0.0, 2.0)}}, OutOfRangeError, "reaches outside the rule's bounds [0, 1]"),
+        ({"bounds": {"tau_plus_ms": (0.0, 50.0)}, "free": ["tau_plus_ms"]}, OutOfRangeError, "must be > 0 ms"),
+        ({"bounds": {"A_plus": (0.02, 0.01)}}, OutOfRangeError, "low < high"),
+        ({"simulations": 100}, OutOfRangeError, "too few to train a density estimator"),
+    ],
+)
+def test_bad_priors_and_settings_get_one_clear_error(options, error, message):
+    with pytest.raises(error, match=message.replace("[", r"\[").replace("]", r"\]")):
+        posterior("stdp", synthetic(0), **options)
+
+
+def test_data_without_a_noise_level_need_one():
+    bipoo = data.resolve("bipoo1998")  # one cell per row, no SEM
+    with pytest.raises(NeurofwpError, match="bipoo1998 states no noise level"):
+        posterior("stdp", bipoo, simulations=600)
+    with pytest.raises(OutOfRangeError, match="noise must be a finite SD > 0"):
+        posterior("stdp", bipoo, simulations=600, noise=-1.0)
