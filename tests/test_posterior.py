@@ -1,11 +1,13 @@
 """Posteriors by neural posterior estimation (sbi): recovery of known parameters, errors, no global state."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
 from neurofwp import data
-from neurofwp.analysis.posterior import posterior
+from neurofwp.analysis.posterior import CalibrationWarning, posterior
 from neurofwp.errors import NeurofwpError, OutOfRangeError
 from neurofwp.plasticity import simulate
 from neurofwp.protocols import make_protocol
@@ -27,25 +29,40 @@ def synthetic(seed: int):
 
 
 def test_the_posterior_covers_the_parameters_that_made_the_data():
-    """1000 simulations, amplitudes free (time constants at their defaults): the true values lie within the
-    central 90 % of the posterior samples and the posterior medians lie within 15 % of them."""
-    result = posterior(
-        "stdp", synthetic(0), simulations=1000, samples=2000, seed=0, free=["A_plus", "A_minus"],
-        bounds={"A_plus": (0.0, 0.05), "A_minus": (0.0, 0.05)},
-    )  # fmt: skip
-    assert set(result.data_vars) == {"A_plus", "A_minus"} and result.sizes["sample"] == 2000
+    """1000 simulations (200 held back), amplitudes free (time constants at their defaults): the true values
+    lie within the central 90 % of the posterior samples, the posterior medians within 15 % of them, and the
+    90 % intervals cover the held-back simulations at 0.9 within the stated tolerance (no CalibrationWarning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CalibrationWarning)
+        result = posterior(
+            "stdp", synthetic(0), simulations=1000, samples=2000, seed=0, free=["A_plus", "A_minus"],
+            bounds={"A_plus": (0.0, 0.05), "A_minus": (0.0, 0.05)},
+        )  # fmt: skip
+    assert set(result.data_vars) == {"A_plus", "A_minus", "expected_coverage_90"} and result.sizes["sample"] == 2000
     for name, value in TRUTH.items():
         low, high = np.quantile(result[name].values, [0.05, 0.95])
         assert low <= value <= high, (name, low, high)
         assert abs(float(result[name].median()) - value) / value < 0.15
     assert result.attrs["noise"] == "the SEM of every observation"
     assert list(result.attrs["prior_A_plus"]) == [0.0, 0.05]
+    coverage = result.expected_coverage_90
+    assert result.attrs["held_back"] == 200 and result.attrs["calibrated"] == 1
+    assert np.all(np.abs(coverage.values - 0.9) <= coverage.attrs["tolerance"]), coverage.values
+
+
+def test_an_undertrained_posterior_is_flagged():
+    """Data with a tiny stated SEM (0.05 %) and few simulations: the estimator cannot resolve so narrow a
+    posterior, its 90 % intervals cover far fewer held-back simulations, and a CalibrationWarning says so."""
+    sharp = [make_protocol(p.name, p.pre_times_ms, p.post_times_ms, 1.0, 60, p.dw_percent, 0.05) for p in synthetic(0)]
+    with pytest.warns(CalibrationWarning, match="not calibrated"):
+        result = posterior("stdp", sharp, simulations=700, samples=100, free=["A_plus", "A_minus"])
+    assert result.attrs["calibrated"] == 0
 
 
 def test_the_callers_random_state_is_left_alone_and_the_seed_reproduces():
     torch.manual_seed(123)
     before = torch.random.get_rng_state()
-    kwargs = {"simulations": 600, "samples": 50, "seed": 3, "free": ["A_plus", "A_minus"]}
+    kwargs = {"simulations": 600, "samples": 50, "seed": 3, "free": ["A_plus", "A_minus"], "held_back": 0}
     first = posterior("stdp", synthetic(1), **kwargs)
     assert torch.equal(torch.random.get_rng_state(), before)
     second = posterior("stdp", synthetic(1), **kwargs)
@@ -69,6 +86,6 @@ def test_bad_priors_and_settings_get_one_clear_error(options, error, message):
 def test_data_without_a_noise_level_need_one():
     bipoo = data.resolve("bipoo1998")  # one cell per row, no SEM
     with pytest.raises(NeurofwpError, match="bipoo1998 states no noise level"):
-        posterior("stdp", bipoo, simulations=600)
+        posterior("stdp", bipoo, simulations=1000)
     with pytest.raises(OutOfRangeError, match="noise must be a finite SD > 0"):
-        posterior("stdp", bipoo, simulations=600, noise=-1.0)
+        posterior("stdp", bipoo, simulations=1000, noise=-1.0)

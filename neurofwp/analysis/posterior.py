@@ -21,6 +21,7 @@ happens inside :func:`torch.random.fork_rng`, seeded by ``seed``.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -34,11 +35,19 @@ from neurofwp.plasticity import check_rule, source_attrs
 from neurofwp.plasticity.rules import Rule
 from neurofwp.protocols import Protocol
 
-__all__ = ["MIN_SIMULATIONS", "posterior"]
+__all__ = ["CalibrationWarning", "MIN_SIMULATIONS", "posterior"]
 
 #: Fewer simulations than this cannot train a density estimator worth reporting.
 MIN_SIMULATIONS = 500
 SIMULATION_BATCH = 2000
+#: The nominal level of the credible intervals whose coverage is checked.
+LEVEL = 0.9
+#: Posterior samples per held-back simulation in the coverage check.
+COVERAGE_SAMPLES = 200
+
+
+class CalibrationWarning(UserWarning):
+    """The posterior's credible intervals do not cover held-back simulations at their nominal rate."""
 
 
 def _sbi():
@@ -72,6 +81,7 @@ def posterior(
     fixed: Mapping[str, float] | None = None,
     bounds: Mapping[str, tuple[float, float]] | None = None,
     noise: float | None = None,
+    held_back: int = 200,
     dt_ms: float = 0.1,
     dataset: str | None = None,
     citation: str | None = None,
@@ -86,6 +96,10 @@ def posterior(
             must lie within the rule's bounds.
         noise: the measurement noise (SD, units of the data) for data without SEMs; ignored
             where the data have SEMs.
+        held_back: simulations kept out of training to check calibration: for each, the share of
+            free parameters inside the central 90 % credible interval of the posterior at its
+            data (expected coverage, per parameter, ``expected_coverage_90``). A coverage further
+            than max(3 binomial SE, 0.05) from 0.9 raises a :class:`CalibrationWarning`.
 
     Returns a Dataset with one variable per free parameter over ``sample`` (named as the
     parameter, with its units), attrs with the prior bounds (``prior_<name>``), the settings,
@@ -96,9 +110,11 @@ def posterior(
     simulations = _positive_int("simulations", simulations, 1)
     samples = _positive_int("samples", samples, 1)
     seed = _positive_int("seed", seed, 0)
-    if simulations < MIN_SIMULATIONS:
+    held_back = _positive_int("held_back", held_back, 0)
+    if simulations - held_back < MIN_SIMULATIONS:
         raise OutOfRangeError(
-            f"simulations = {simulations} is too few to train a density estimator; give at least {MIN_SIMULATIONS}"
+            f"simulations = {simulations} is too few to train a density estimator: {simulations - held_back} after "
+            f"the {held_back} held back for the calibration check; give at least {MIN_SIMULATIONS + held_back}"
         )
     problem = prepare(rule, protocols, free=free, fixed=fixed, bounds=bounds, dt_ms=dt_ms)
     _check_prior(rule, problem.free, problem.bounds)
@@ -130,15 +146,33 @@ def posterior(
         x = torch.cat(parts)
         x = x + torch.randn_like(x) * scale
         finite = torch.isfinite(x).all(1)
+        training = finite.clone()
+        training[simulations - held_back :] = False  # the last ones check calibration
         simulated = time.perf_counter() - began
         began = time.perf_counter()
         inference = sbi.inference.NPE(prior=prior, show_progress_bars=show_progress)
-        inference.append_simulations(theta[finite].float(), x[finite].float())
+        inference.append_simulations(theta[training].float(), x[training].float())
         estimator = inference.train(show_train_summary=False)
         trained = time.perf_counter() - began
         density = inference.build_posterior(estimator)
         observed = torch.as_tensor(problem.data, dtype=torch.float32)
         drawn = density.sample((samples,), x=observed, show_progress_bars=show_progress).to(torch.float64).numpy()
+        checked = [k for k in range(simulations - held_back, simulations) if bool(finite[k])]
+        inside = np.zeros((len(checked), len(problem.free)))
+        for row, k in enumerate(checked):
+            draws = density.sample((COVERAGE_SAMPLES,), x=x[k].float(), show_progress_bars=False).numpy()
+            low_q, high_q = np.quantile(draws, [(1 - LEVEL) / 2, (1 + LEVEL) / 2], axis=0)
+            inside[row] = (low_q <= theta[k].numpy()) & (theta[k].numpy() <= high_q)
+    coverage = inside.mean(0) if checked else np.full(len(problem.free), np.nan)
+    tolerance = max(3 * np.sqrt(LEVEL * (1 - LEVEL) / max(len(checked), 1)), 0.05)
+    off = [f"{n} {c:.2f}" for n, c in zip(problem.free, coverage, strict=True) if abs(c - LEVEL) > tolerance]
+    if checked and off:
+        warnings.warn(
+            f"the posterior is not calibrated: the 90 % credible intervals cover {', '.join(off)} of "
+            f"{len(checked)} held-back simulations (tolerance ±{tolerance:.2f}); train on more simulations",
+            CalibrationWarning,
+            stacklevel=2,
+        )
     variables = {
         name: (
             "sample",
@@ -166,4 +200,15 @@ def posterior(
         "seconds_training": trained,
         "neurofwp_version": neurofwp.__version__,
     }
-    return xr.Dataset(variables, coords={"sample": np.arange(samples)}, attrs=attrs)
+    variables["expected_coverage_90"] = (
+        "parameter",
+        coverage,
+        {
+            "units": "1",
+            "long_name": f"share of {len(checked)} held-back simulations inside the central 90 % credible interval",
+            "tolerance": tolerance,
+        },
+    )
+    attrs["held_back"] = len(checked)
+    attrs["calibrated"] = int(not off)
+    return xr.Dataset(variables, coords={"sample": np.arange(samples), "parameter": problem.free}, attrs=attrs)
