@@ -127,6 +127,19 @@ def _output_folder(path: str):
     return folder
 
 
+def _bounds(items: tuple[str, ...]) -> dict[str, tuple[float, float]]:
+    """``--bound NAME=LOW:HIGH`` options as name -> (low, high)."""
+    bounds = {}
+    for item in items:
+        name, _, span = item.partition("=")
+        try:
+            low, high = (float(x) for x in span.split(":"))
+        except ValueError:
+            raise click.BadParameter(f"expected NAME=LOW:HIGH, got {item!r}", param_hint="--bound") from None
+        bounds[name.strip()] = (low, high)
+    return bounds
+
+
 def _parameters(items: tuple[str, ...]) -> dict[str, float]:
     values = {}
     for item in items:
@@ -238,14 +251,7 @@ def fit_command(
     from neurofwp import fit as fitting
     from neurofwp.io import check_writable, save_netcdf
 
-    bounds = {}
-    for item in bound_items:
-        name, _, span = item.partition("=")
-        try:
-            low, high = (float(x) for x in span.split(":"))
-        except ValueError:
-            raise click.BadParameter(f"expected NAME=LOW:HIGH, got {item!r}", param_hint="--bound") from None
-        bounds[name.strip()] = (low, high)
+    bounds = _bounds(bound_items)
     if out is not None:
         check_writable(out)
     result = fitting.fit(
@@ -275,6 +281,47 @@ def fit_command(
     click.echo(f"E = {attrs['E']:.4f}   ({attrs['E_definition']})")
     if out is not None:
         click.echo(f"saved {save_netcdf(result, out)}")
+
+
+@main.command(name="posterior", cls=_RulesAndDataCommand)
+@click.argument("rule")
+@click.argument("data_csv", metavar="DATA")
+@click.option("--simulations", default=10_000, show_default=True, help="simulated parameter sets (prior draws)")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--free", multiple=True, metavar="NAME", help="parameter to infer (repeatable; default: the rule's)")
+@click.option("--fix", "fixes", multiple=True, metavar="NAME=VALUE", help="hold a parameter fixed (repeatable)")
+@click.option("--bound", "bound_items", multiple=True, metavar="NAME=LOW:HIGH", help="uniform prior range (repeatable)")
+@click.option("--noise", type=float, default=None, help="measurement SD for data without SEMs (units of the data)")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="output folder")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def posterior_command(rule, data_csv, simulations, seed, free, fixes, bound_items, noise, out_dir, progress) -> None:
+    """Posterior of RULE's parameters given DATA by simulation-based inference (needs neurofwp[bayes])."""
+    from neurofwp.analysis import posterior as inference
+    from neurofwp.fit import fit
+    from neurofwp.io import save_netcdf
+
+    folder = _output_folder(out_dir)
+    protocols, bounds, fixed = _protocols(data_csv), _bounds(bound_items), _parameters(fixes)
+    names = list(free) or None
+    result = inference.posterior(
+        rule, protocols, simulations=simulations, seed=seed, noise=noise, show_progress=progress,
+        free=names, fixed=fixed, bounds=bounds,
+    )  # fmt: skip
+    best = fit(rule, protocols, seed=seed, show_progress=False, free=names, fixed=fixed, bounds=bounds)
+    path = save_netcdf(result, folder / "posterior.nc")
+    drawn = inference.figure(result, best, folder / "posterior")
+    click.echo(
+        f"rule {result.attrs['rule']}: {simulations} simulations ({result.attrs['seconds_simulating']:.1f} s), "
+        f"training {result.attrs['seconds_training']:.1f} s"
+    )
+    for name in result.parameter.values:
+        low, median, high = np.quantile(result[name].values, [0.05, 0.5, 0.95])
+        click.echo(
+            f"  {name:<14} median {median:<10.4g} 90 % [{low:.4g}, {high:.4g}]   best fit "
+            f"{best.attrs['param_' + name]:.4g}; coverage of held-back simulations "
+            f"{float(result.expected_coverage_90.sel(parameter=name)):.2f}"
+        )
+    click.echo(f"saved {path} and {', '.join(str(p) for p in drawn)}")
 
 
 @main.command()

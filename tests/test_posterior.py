@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 
 from neurofwp import data
 from neurofwp.analysis.posterior import CalibrationWarning, posterior
@@ -89,3 +90,21 @@ def test_data_without_a_noise_level_need_one():
         posterior("stdp", bipoo, simulations=1000)
     with pytest.raises(OutOfRangeError, match="noise must be a finite SD > 0"):
         posterior("stdp", bipoo, simulations=1000, noise=-1.0)
+
+
+def test_the_command_writes_samples_and_the_pair_plot(tmp_path):
+    from click.testing import CliRunner
+
+    from neurofwp.cli import main
+
+    csv = tmp_path / "window.csv"
+    lines = ["protocol,pre_times_ms,post_times_ms,repeat_hz,n_repeats,dw_percent,sem_percent"]
+    lines += [f"{p.name},{p.pre_times_ms[0]},{p.post_times_ms[0]},1,60,{p.dw_percent},{SEM}" for p in synthetic(2)]
+    csv.write_text("\n".join(lines) + "\n")
+    arguments = ["posterior", "stdp", str(csv), "--simulations", "800", "--free", "A_plus", "--free", "A_minus"]
+    result = CliRunner().invoke(main, [*arguments, "--out", str(tmp_path / "out"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "A_plus" in result.output and "best fit" in result.output
+    saved = xr.load_dataset(tmp_path / "out" / "posterior.nc")
+    assert saved.A_plus.attrs["units"] == "1" and saved.sizes["sample"] == 5000
+    assert (tmp_path / "out" / "posterior.png").is_file() and (tmp_path / "out" / "posterior.svg").is_file()

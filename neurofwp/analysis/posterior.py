@@ -35,7 +35,7 @@ from neurofwp.plasticity import check_rule, source_attrs
 from neurofwp.plasticity.rules import Rule
 from neurofwp.protocols import Protocol
 
-__all__ = ["CalibrationWarning", "MIN_SIMULATIONS", "posterior"]
+__all__ = ["CalibrationWarning", "MIN_SIMULATIONS", "figure", "posterior"]
 
 #: Fewer simulations than this cannot train a density estimator worth reporting.
 MIN_SIMULATIONS = 500
@@ -212,3 +212,32 @@ def posterior(
     attrs["held_back"] = len(checked)
     attrs["calibrated"] = int(not off)
     return xr.Dataset(variables, coords={"sample": np.arange(samples), "parameter": problem.free}, attrs=attrs)
+
+
+def figure(result: xr.Dataset, best: xr.Dataset | None, stem) -> list:
+    """Pair plot of the posterior samples (seaborn): marginals on the diagonal with the best fit (line) and its
+    Laplace 95 % interval (band) where ``best`` (a :func:`neurofwp.fit.fit` result) is given; saved as PNG and SVG."""
+    import seaborn as sns
+
+    from neurofwp import plotting
+
+    names = [str(n) for n in result.parameter.values]
+    frame = result[names].to_dataframe()
+    with plotting.style():
+        grid = sns.PairGrid(frame, vars=names, corner=True, height=1.8)
+        grid.map_lower(sns.kdeplot, fill=True, levels=5, thresh=0.05, cmap="mako")
+        grid.map_diag(sns.histplot, bins=40, element="step", color="0.4")
+        if best is not None:
+            for i, name in enumerate(names):
+                ax = grid.diag_axes[i]
+                ax.axvline(best.attrs[f"param_{name}"], color="tab:red", lw=1.2)
+                row = best.sel(parameter=name)
+                if str(row.laplace_status.values) == "ok":
+                    ax.axvspan(float(row.ci95_low), float(row.ci95_high), color="tab:red", alpha=0.15, lw=0)
+        grid.figure.suptitle(
+            f"{result.attrs['rule']} on {result.attrs.get('dataset', 'the data')}: posterior "
+            f"({result.attrs['simulations']} simulations); red: best fit and Laplace 95 %",
+            fontsize=8,
+        )
+        paths = plotting.save(grid.figure, stem)
+    return paths
