@@ -13,7 +13,7 @@ rule × dataset pair is fitted (:func:`neurofwp.fit.fit`) as one cell of a
   (:mod:`neurofwp.analysis.structure`).
 
 A cell exists only where the rule can explain the data: weight-change datasets are fitted by
-rules that change the weight (:func:`changes_weight`), train-response datasets (short-term
+rules that change the weight (:attr:`~neurofwp.plasticity.Rule.changes_weight`), train-response datasets (short-term
 plasticity, :class:`~neurofwp.protocols.TrainProtocol`) by rules with a ``response``
 (:func:`explains`). Skipped cells are NaN in every per-cell variable (empty strings in the
 text ones) and False in the boolean ``fitted`` over (rule, dataset). A fitted rule's
@@ -52,7 +52,6 @@ from neurofwp.protocols import ProtocolTable, is_train_table
 
 __all__ = [
     "DEFAULT_RULES",
-    "changes_weight",
     "compare",
     "explains",
     "fit_cell",
@@ -78,15 +77,10 @@ def _parameters(result: xr.Dataset, rule: Rule) -> dict[str, float]:
     return {name: float(result.attrs[f"param_{name}"]) for name in rule.parameter_names}
 
 
-def changes_weight(rule: Rule) -> bool:
-    """Whether ``rule`` can change the persistent weight w (:attr:`~neurofwp.plasticity.Rule.changes_weight`)."""
-    return rule.changes_weight
-
-
 def explains(rule: Rule, table: ProtocolTable) -> bool:
     """Whether ``rule`` can be fitted to ``table``: train responses need a ``response``, weight changes
-    a rule that changes w (:func:`changes_weight`)."""
-    return rule.response is not None if is_train_table(table) else changes_weight(rule)
+    a rule that changes w (:attr:`~neurofwp.plasticity.Rule.changes_weight`)."""
+    return rule.response is not None if is_train_table(table) else rule.changes_weight
 
 
 def _model_percent(rule: Rule, protocols, parameters: dict[str, float]) -> np.ndarray:

@@ -122,6 +122,18 @@ def simulate(
     Bad input (an unknown rule, backend or parameter, a malformed value, no protocols) raises a
     :class:`~neurofwp.errors.NeurofwpError` before anything is simulated.
     """
+    rule, protocols, dt_ms = _checked_run(rule, protocols, parameters, backend, dt_ms)
+    if backend == "torch":
+        from neurofwp.plasticity import torch_backend
+
+        return torch_backend.simulate(rule, protocols, parameters, dt_ms=dt_ms).detach().cpu().numpy()
+    from neurofwp.plasticity import brian2_backend
+
+    return brian2_backend.simulate(rule, protocols, parameters, dt_ms=dt_ms, report=report)
+
+
+def _checked_run(rule, protocols, parameters, backend: str, dt_ms) -> tuple[Rule, list[Protocol], float]:
+    """The checks every simulation entry point makes before anything runs; the rule, protocols and dt_ms."""
     rule = check_rule(rule)
     if backend not in BACKENDS:
         raise UnknownNameError("backend", backend, BACKENDS)
@@ -133,15 +145,7 @@ def simulate(
 
         check_time_step(rule, dt_ms, parameters)
         torch_backend.event_table(protocols, dt_ms)
-    if backend == "torch":
-        from neurofwp.plasticity import torch_backend
-
-        return torch_backend.simulate(rule, protocols, parameters, dt_ms=dt_ms).detach().cpu().numpy()
-    if backend == "brian2":
-        from neurofwp.plasticity import brian2_backend
-
-        return brian2_backend.simulate(rule, protocols, parameters, dt_ms=dt_ms, report=report)
-    raise UnknownNameError("backend", backend, BACKENDS)
+    return rule, protocols, dt_ms
 
 
 def rule_is_from_file(rule: Rule) -> bool:
@@ -241,12 +245,7 @@ def simulate_responses(
 
     Each response is read before the spike's own updates (short-term plasticity: ``A·u·R``).
     """
-    rule = check_rule(rule)
-    if backend not in BACKENDS:
-        raise UnknownNameError("backend", backend, BACKENDS)
-    protocols = check_protocols(protocols)
-    check_parameters(rule, parameters)
-    dt_ms = check_dt(dt_ms)
+    rule, protocols, dt_ms = _checked_run(rule, protocols, parameters, backend, dt_ms)
     if backend == "torch":
         from neurofwp.plasticity import torch_backend
 
