@@ -27,3 +27,7 @@ from neurofwp.recordings.loaders import grasshopper as grasshopper
 from neurofwp.recordings.loaders import load as load
 from neurofwp.recordings.loaders import load_npz as load_npz
 from neurofwp.recordings.loaders import load_nwb as load_nwb
+from neurofwp.recordings.plastic import PlasticGLM as PlasticGLM
+from neurofwp.recordings.plastic import SpikeTrains as SpikeTrains
+from neurofwp.recordings.plastic import check_trains as check_trains
+from neurofwp.recordings.plastic import infer_rules as infer_rules

@@ -1,0 +1,888 @@
+r"""Infer plasticity rules from spike recordings: point-process GLMs whose couplings evolve under a rule.
+
+The postsynaptic spike counts :math:`y_t` in bins of :math:`\Delta` ms are Poisson with log rate
+(or Bernoulli with logit) :math:`\eta_t`,
+
+.. math::
+
+    \eta_t = b + \sum_{k=1}^{L} h_k\, y_{t-k} + \sum_{c}\sum_{k=0}^{L_s-1} g_{ck}\, s_{c,t-k}
+        + \sum_i w_{0,i} \sum_{s \in \text{pre}_i,\ s < t\Delta} m_i(s^-)\, e^{-(t\Delta - s)/\tau_c},
+
+with the baseline b, the spike-history filter h, the stimulus filter g (when the recording
+has a stimulus s, binned and z-scored), and the coupling from each presynaptic unit i: every
+presynaptic spike at s adds an exponential kernel (time constant :math:`\tau_c`, cut at
+:data:`COUPLING_SPAN` time constants) from the first bin after it, scaled by the weight
+:math:`w_i(s) = w_{0,i}\, m_i(s^-)`. :math:`m_i` is the weight trajectory of the rule, started at 1
+and driven by unit i's spikes (pre) and the postsynaptic spikes (post), read just before the spike
+it delivers (like Brian2's ``on_pre = 'g += w; ...'``); for a rule with a ``response`` (short-term
+plasticity) the efficacy is :math:`m_i(s^-)\cdot\text{response}(s)`. The rule is any
+:class:`~neurofwp.plasticity.definition.Rule`, evaluated by the torch backend's reading of its
+definition; a static GLM (:math:`m_i \equiv 1`) is the null model. The postsynaptic sums of a
+rule (``summed``, e.g. the delta rule's prediction) are taken per synapse, as in a protocol.
+
+The log-likelihood (nats) is :math:`\sum_t y_t\eta_t - e^{\eta_t} - \log y_t!` (Poisson) or
+:math:`\sum_t [y_t>0]\eta_t - \log(1 + e^{\eta_t})` (Bernoulli).
+
+Fast evaluation (:func:`weights_before`, method ``"scan"``): each unit's pre and post spikes
+are merged into one event stream ``[units, events]``. The traces before each event are
+compositions of affine maps, computed by a parallel prefix scan (the torch backend's
+``_traces_before``); each event's weight change :math:`\Delta_e` follows from them. For rules whose
+spike updates do not read w, :math:`m(e^-) = 1 + \sum_{e' < e} \Delta_{e'}` (a cumulative sum);
+for clock-driven rules (a drift linear in w, integrated by Euler steps of ``dt_ms`` as the
+torch backend and Brian2 do) the gap after each event multiplies w by :math:`F_e` (the backend's
+windowed Euler products), so :math:`m(e^-) = F_{e-1}(m(e-1^-) + \Delta_{e-1})` is an affine recurrence,
+again a prefix scan. Rules whose spike updates read w, traces with a rest or an ``on_spike``
+update, and rules with a ``response`` run the event loop (method ``"loop"``, vectorised over
+units, one Python step per event): correct, slower. The loop is also the reference the scan is
+tested against (:mod:`neurofwp.recordings.naive`).
+
+Fit: maximum likelihood on the first ``1 − held_out`` of the recording by L-BFGS-B with autograd
+gradients (float64); the rule's free parameters within their bounds (unit-cube coordinates),
+the GLM parameters unbounded. The static GLM (convex) is fitted first; every plastic model starts
+from its GLM parameters with ``starts`` rule-parameter starts (the rule's defaults, then uniform
+within the bounds). Laplace 95 % intervals of the rule parameters from the Hessian of
+:math:`-\log L` over all parameters (central differences of autograd gradients), as in
+:func:`neurofwp.fit.laplace`. Held-out bits per spike over a homogeneous rate fitted on the
+training part; the likelihood ratio plastic vs static on the training part,
+:math:`2(\log L_\text{plastic} - \log L_\text{static}) \sim \chi^2_k` (k free rule parameters; the
+static model is the rule with zero amplitudes, within the bounds of the built-in rules).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.optimize
+import scipy.stats
+import torch
+import xarray as xr
+
+import neurofwp
+from neurofwp.errors import DTypeError, NeurofwpError, OutOfRangeError, UnknownNameError
+from neurofwp.fit import AT_BOUND_TOLERANCE, FLAT_LOADING, FLAT_TOLERANCE, Z95
+from neurofwp.plasticity import torch_backend
+from neurofwp.plasticity.definition import check_parameter_value, check_time_step
+from neurofwp.plasticity.expressions import evaluate
+from neurofwp.plasticity.rules import Rule, resolve_rule
+from neurofwp.protocols import MODULATOR, POST, PRE
+from neurofwp.recordings.encoding import design
+from neurofwp.recordings.loaders import Recording, RecordingError
+
+LIKELIHOODS = ("poisson", "bernoulli")
+METHODS = ("auto", "scan", "loop")
+STATIC = "static"
+SAMPLE = torch_backend.NONE  # an event kind that changes nothing: where a trajectory is sampled
+COUPLING_SPAN = 10.0  # the coupling kernel is cut where it has decayed to e^-10
+HESSIAN_STEP = 1e-5  # central-difference step of the Laplace Hessian (unit-cube / natural coordinates)
+# At equal times pre, then post (as in the protocols), then trajectory samples (the value after both).
+assert PRE < POST < SAMPLE
+
+
+# Spike trains -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpikeTrains:
+    """The checked spike times (ms) of one postsynaptic neuron and its named presynaptic units."""
+
+    post_ms: np.ndarray
+    pre_ms: tuple[np.ndarray, ...]
+    names: tuple[str, ...]
+    duration_ms: float
+    source: str = ""
+    post_name: str = "spike_times_s"
+
+
+def _check_train(times: np.ndarray, duration_s: float, label: str, what: str) -> np.ndarray:
+    times = np.asarray(times, dtype=float)
+    if times.size == 0:
+        raise RecordingError(f"{label}: {what} has no spikes")
+    if times.min() < 0:
+        raise RecordingError(f"{label}: {what}: spike time {times.min():g} s is negative")
+    steps = np.diff(times)
+    if np.any(steps < 0):
+        k = int(np.argmax(steps < 0)) + 1
+        raise RecordingError(
+            f"{label}: {what}: spike times are not sorted (spike {k} at {times[k]:g} s comes after {times[k - 1]:g} s)"
+        )
+    if times.max() > duration_s:
+        raise RecordingError(
+            f"{label}: {what}: spike at {times.max():g} s lies outside the recording (duration {duration_s:g} s)"
+        )
+    return times * 1000.0
+
+
+def check_trains(recording: Recording, post: str | None = None, pre: Sequence[str] | str | None = None) -> SpikeTrains:
+    """The postsynaptic and presynaptic trains of ``recording``, checked (ms).
+
+    ``post``: None for the recording's own neuron (``spike_times_s``), or the name of one of its
+    input trains; ``pre``: the names of the presynaptic inputs (default: every input but ``post``).
+    Empty, negative, unsorted trains and spikes after the recording's end raise
+    :class:`~neurofwp.recordings.RecordingError` naming the recording, the unit and the value.
+    """
+    if not isinstance(recording, Recording):
+        raise DTypeError(f"infer_rules takes a Recording (see recordings.load), got {type(recording).__name__}")
+    label = recording.source or recording.name
+    names = list(recording.input_spike_times_s)
+    if post is None:
+        post_times, post_label = recording.spike_times_s, "the postsynaptic neuron (spike_times_s)"
+    else:
+        if str(post) not in names:
+            raise RecordingError(f"{label}: no unit {post!r} to be postsynaptic; units are {names}")
+        post_times, post_label = recording.input_spike_times_s[str(post)], f"postsynaptic unit {post!r}"
+    if pre is None:
+        chosen = [n for n in names if post is None or n != str(post)]
+    else:
+        chosen = [pre] if isinstance(pre, str) else [str(p) for p in pre]
+        for name in chosen:
+            if name not in names:
+                raise RecordingError(f"{label}: no presynaptic unit {name!r}; units are {names}")
+            if post is not None and name == str(post):
+                raise RecordingError(f"{label}: unit {name!r} is postsynaptic; it cannot be presynaptic too")
+        if len(set(chosen)) != len(chosen):
+            raise RecordingError(f"{label}: presynaptic units are listed twice: {chosen}")
+    if not chosen:
+        raise RecordingError(f"{label}: no presynaptic spike trains")
+    duration = recording.duration_s
+    post_ms = _check_train(post_times, duration, label, post_label)
+    pre_ms = tuple(
+        _check_train(recording.input_spike_times_s[n], duration, label, f"presynaptic unit {n!r}") for n in chosen
+    )
+    post_name = "spike_times_s" if post is None else str(post)
+    return SpikeTrains(post_ms, pre_ms, tuple(chosen), duration * 1000.0, label, post_name)
+
+
+# Weight trajectories ----------------------------------------------------------------------------
+
+
+class Events:
+    """Each presynaptic unit's spikes merged with the postsynaptic ones: ``positions [N, E]`` (ms, or
+    steps of ``grid_ms`` for a clock-driven rule) and ``kinds [N, E]`` (PRE, POST, SAMPLE; padded with
+    SAMPLE at the last time). ``pre_rows``/``pre_columns`` locate every presynaptic spike, unit by unit
+    in time order; ``sample_columns [N, S]`` the samples at ``samples_ms``."""
+
+    def __init__(
+        self,
+        post_ms: np.ndarray,
+        pre_ms: Sequence[np.ndarray],
+        *,
+        grid_ms: float | None = None,
+        samples_ms: np.ndarray | None = None,
+    ):
+        samples = np.zeros(0) if samples_ms is None else np.asarray(samples_ms, dtype=float)
+        streams = []
+        for times in pre_ms:
+            t = np.concatenate([times, post_ms, samples])
+            k = np.concatenate([np.full(len(times), PRE), np.full(len(post_ms), POST), np.full(len(samples), SAMPLE)])
+            position = t if grid_ms is None else np.rint(t / grid_ms)
+            order = np.lexsort((k, position))  # PRE < POST < SAMPLE at equal times
+            streams.append((position[order], k[order], order))
+        count = max(len(s[0]) for s in streams)
+        positions = np.zeros((len(streams), count))
+        kinds = np.full((len(streams), count), SAMPLE, dtype=np.int64)
+        rows, columns, sample_columns = [], [], []
+        for row, (position, kind, order) in enumerate(streams):
+            positions[row, : len(position)] = position
+            positions[row, len(position) :] = position[-1] if len(position) else 0.0
+            kinds[row, : len(kind)] = kind
+            where = np.empty(len(order), dtype=np.int64)
+            where[order] = np.arange(len(order))  # column of each original event
+            n_pre = len(pre_ms[row])
+            rows.append(np.full(n_pre, row))
+            columns.append(where[:n_pre])
+            sample_columns.append(where[n_pre + len(post_ms) :])
+        self.pre_rows = torch.as_tensor(np.concatenate(rows))
+        self.pre_columns = torch.as_tensor(np.concatenate(columns))
+        self.sample_columns = np.stack(sample_columns)
+        self.positions = torch.as_tensor(positions if grid_ms is None else positions.astype(np.int64))
+        self.kinds = torch.as_tensor(kinds)
+        self.grid_ms = grid_ms
+
+
+def parallel_form(rule: Rule) -> bool:
+    """Whether :func:`weights_before` can scan ``rule`` (else it loops event by event): the backend's
+    parallel form (spike updates do not read w, standard traces) and no ``response``."""
+    return torch_backend.has_parallel_form(rule) and rule.response is None
+
+
+def weights_before(
+    rule: Rule, values: Mapping[str, torch.Tensor], events: Events, *, method: str = "auto"
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The rule's weight just before every event, from 1, ``[N, E]``; and the ``response`` there (or None).
+
+    ``values``: the parameter tensors by symbol (:func:`neurofwp.plasticity.torch_backend.parameter_tensors`,
+    one parameter set). ``method``: ``"scan"`` (prefix scans, see the module docstring), ``"loop"``
+    (event by event) or ``"auto"`` (scan where :func:`parallel_form`).
+    """
+    if method not in METHODS:
+        raise UnknownNameError("method", method, METHODS)
+    if method == "auto":
+        method = "scan" if parallel_form(rule) else "loop"
+    if method == "scan":
+        if not parallel_form(rule):
+            raise NeurofwpError(
+                f"rule {rule.name!r} cannot be scanned (its spike updates read w, a trace has a rest or an "
+                "on_spike update, or it has a response); use method='loop'"
+            )
+        return _weights_scan(rule, values, events), None
+    return _weights_loop(rule, values, events)
+
+
+def _weights_scan(rule: Rule, values, events: Events) -> torch.Tensor:
+    positions, kinds, dt_ms = events.positions, events.kinds, events.grid_ms
+    dtype = next(iter(values.values())).dtype
+    elapsed = torch.diff(positions, dim=1, prepend=positions[:, :1]).to(dtype)
+    fired = {"pre": kinds == PRE, "post": kinds == POST, "modulator": kinds == MODULATOR}
+    rates = {
+        t.name: (1.0 / values[t.tau] if dt_ms is None else -torch.log1p(-dt_ms / values[t.tau])) for t in rule.traces
+    }
+    before = {
+        t.name: torch_backend._traces_before(elapsed, fired[t.source], rates[t.name], t.reset) for t in rule.traces
+    }
+    namespace = {name: value[:, None, :] for name, value in values.items()} | before  # [N, E, 1]
+    read = torch_backend.spike_reads(rule)
+    for name, expression, _unit in rule.summed:
+        if name in read:
+            namespace[name] = evaluate(expression, namespace)
+    for name, expression in rule.helpers:
+        namespace[name] = evaluate(expression, namespace)
+    on_pre = torch.as_tensor(evaluate(rule.on_pre, namespace), dtype=dtype)
+    on_post = torch.as_tensor(evaluate(rule.on_post, namespace), dtype=dtype)
+    change = torch.where(fired["pre"][..., None], on_pre, 0.0) + torch.where(fired["post"][..., None], on_post, 0.0)
+    if dt_ms is None:
+        return (1.0 + torch.cumsum(change, dim=1) - change)[..., 0]
+    after = {
+        t.name: torch.where(fired[t.source][..., None], 1.0 if t.reset else before[t.name] + 1.0, before[t.name])
+        for t in rule.traces
+    }
+    gaps = torch.diff(positions, dim=1, append=positions[:, -1:])
+    factor = torch.exp(torch_backend._gap_log_factors(rule, values, after, rates, gaps, dt_ms))
+    # m(e^-) = F_{e-1} (m(e-1^-) + Δ_{e-1}), m(0^-) = 1: the maps x -> a_e x + b_e composed in prefix
+    scale = torch.cat([torch.ones_like(factor[:, :1]), factor[:, :-1]], dim=1)
+    shift = torch.cat([torch.zeros_like(factor[:, :1]), (factor * change)[:, :-1]], dim=1)
+    return affine_prefix(scale, shift)[..., 0]
+
+
+def affine_prefix(scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    r"""``x_e`` of :math:`x_e = a_e x_{e-1} + b_e` from :math:`x_{-1} = 1` along dim 1, for ``scale`` a and
+    ``shift`` b; the maps composed by a parallel prefix scan (Hillis–Steele, log2(E) rounds)."""
+    span = 1
+    while span < scale.shape[1]:
+        shift = torch.cat([shift[:, :span], scale[:, span:] * shift[:, :-span] + shift[:, span:]], dim=1)
+        scale = torch.cat([scale[:, :span], scale[:, span:] * scale[:, :-span]], dim=1)
+        span *= 2
+    return scale + shift
+
+
+def _weights_loop(rule: Rule, values, events: Events) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Event by event (vectorised over units), with the backend's own spike and drift steps."""
+    positions, kinds, dt_ms = events.positions, events.kinds, events.grid_ms
+    dtype = next(iter(values.values())).dtype
+    count = positions.shape[0]
+    weight = torch.ones(count, 1, dtype=dtype)
+    rests = {t.name: torch_backend._rest(t, values, count, 1, dtype, None) for t in rule.traces}
+    traces = dict(rests)
+    taus = {t.name: values[t.tau] for t in rule.traces}
+    ratios = {name: 1.0 - dt_ms / tau for name, tau in taus.items()} if dt_ms is not None else {}
+    record = rule.response is not None
+    weights, responses = [], []
+    previous = positions[:, 0]
+    for column in range(positions.shape[1]):
+        gap = (positions[:, column] - previous)[:, None]
+        previous = positions[:, column]
+        if dt_ms is not None:
+            weight, traces = torch_backend._advance_clock(rule, values, weight, traces, ratios, gap, dt_ms)
+        else:
+            elapsed = gap.to(dtype)
+            traces = {
+                name: rests[name] + (tr - rests[name]) * torch_backend._relaxation(elapsed, taus[name])
+                for name, tr in traces.items()
+            }
+        weights.append(weight)
+        weight, traces, response = torch_backend._spike(
+            rule, values, weight, traces, kinds[:, column : column + 1], record
+        )
+        if record:
+            responses.append(response)
+    stacked = torch.stack(weights, dim=1)[..., 0]
+    return stacked, (torch.stack(responses, dim=1)[..., 0] if record else None)
+
+
+# The GLM ----------------------------------------------------------------------------------------
+
+
+def _causal(signal: torch.Tensor, kernel: torch.Tensor, first_lag: int) -> torch.Tensor:
+    r""":math:`\sum_k \text{kernel}_k\, \text{signal}_{c, t - k - \text{first\_lag}}` summed over channels c,
+    ``signal [C, T]``, ``kernel [C, K]`` → ``[T]``."""
+    channels, length = signal.shape
+    size = kernel.shape[1]
+    padded = torch.nn.functional.pad(signal[None], (size - 1 + first_lag, 0))
+    out = torch.nn.functional.conv1d(padded, torch.flip(kernel, [1])[None])
+    return out[0, 0, :length]
+
+
+class PlasticGLM:
+    """The log-likelihood of the coupling GLM (plastic under ``rule``, or static for None) on the bins before
+    ``end_bin``, as a function of one parameter vector (see :meth:`pack`)."""
+
+    def __init__(
+        self,
+        trains: SpikeTrains,
+        rule: Rule | None,
+        *,
+        bin_ms: float,
+        history_lags: int,
+        coupling_tau_ms: float,
+        likelihood: str,
+        stimulus: np.ndarray | None = None,
+        stimulus_lags: int = 0,
+        free: Sequence[str] = (),
+        held: Mapping[str, float] | None = None,
+        bounds: Mapping[str, tuple[float, float]] | None = None,
+        dt_ms: float = 0.1,
+        method: str = "auto",
+        end_bin: int | None = None,
+        samples_ms: np.ndarray | None = None,
+    ):
+        self.trains, self.rule, self.bin_ms, self.likelihood = trains, rule, bin_ms, likelihood
+        self.history_lags, self.stimulus_lags = history_lags, stimulus_lags if stimulus is not None else 0
+        self.n_bins = int(trains.duration_ms // bin_ms)
+        self.end_bin = self.n_bins if end_bin is None else int(end_bin)
+        end_ms = self.end_bin * bin_ms
+        post = trains.post_ms
+        counts = np.bincount((post[post < self.n_bins * bin_ms] // bin_ms).astype(np.int64), minlength=self.n_bins)
+        self.counts = torch.as_tensor(counts[: self.end_bin], dtype=torch.float64)
+        self.spike_bins = self.counts if likelihood == "poisson" else (self.counts > 0).to(torch.float64)
+        self.constant = float(torch.lgamma(self.counts + 1).sum()) if likelihood == "poisson" else 0.0
+        self.stimulus = None if stimulus is None else torch.as_tensor(stimulus[: self.end_bin].T, dtype=torch.float64)
+        self.n_inputs = len(trains.pre_ms)
+        # spikes that can act on a bin before end_bin: the coupling and the rule see only those
+        pre = [t[t < end_ms] for t in trains.pre_ms]
+        post_used = post[post < end_ms]
+        flat = np.concatenate(pre)
+        self.pre_unit = torch.as_tensor(np.concatenate([np.full(len(t), i) for i, t in enumerate(pre)]))
+        first = np.floor(flat / bin_ms).astype(np.int64) + 1  # the first bin after the spike's own
+        keep = first < self.end_bin
+        self.kept = torch.as_tensor(np.flatnonzero(keep))
+        self.first = torch.as_tensor(first[keep])
+        self.phase = torch.as_tensor(np.exp(-(first[keep] * bin_ms - flat[keep]) / coupling_tau_ms))
+        span = max(1, math.ceil(COUPLING_SPAN * coupling_tau_ms / bin_ms))
+        self.kernel = torch.exp(-torch.arange(span, dtype=torch.float64) * bin_ms / coupling_tau_ms)[None]
+        self.free = list(free)
+        self.held = dict(held or {})
+        self.bounds = dict(bounds or {})
+        self.low = np.array([self.bounds[n][0] for n in self.free])
+        self.span = np.array([self.bounds[n][1] - self.bounds[n][0] for n in self.free])
+        self.method = "static"
+        self.events = None
+        if rule is not None:
+            self.method = method if method != "auto" else ("scan" if parallel_form(rule) else "loop")
+            grid = dt_ms if rule.clock_driven else None
+            self.events = Events(post_used, pre, grid_ms=grid, samples_ms=samples_ms)
+        sizes = [1, history_lags, self.stimulus_lags * (0 if stimulus is None else stimulus.shape[1])]
+        sizes += [self.n_inputs, len(self.free)]
+        self.sizes = sizes
+        self.evaluations = 0
+
+    @property
+    def n_parameters(self) -> int:
+        return int(sum(self.sizes))
+
+    def split(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The parameter vector as named parts: baseline, history, stimulus, w0, unit (rule, unit cube)."""
+        parts = torch.split(theta, self.sizes)
+        return dict(zip(("baseline", "history", "stimulus", "w0", "unit"), parts, strict=True))
+
+    def pack(self, baseline, history, stimulus, w0, rule_values: Mapping[str, float] | None = None) -> np.ndarray:
+        """A parameter vector from named values (rule values in physical units, mapped to the unit cube)."""
+        given = rule_values or {}
+        unit = [(float(given[n]) - self.low[i]) / self.span[i] for i, n in enumerate(self.free)]
+        pieces = [np.atleast_1d(baseline), np.ravel(history), np.ravel(stimulus), np.ravel(w0), np.asarray(unit)]
+        return np.concatenate([np.asarray(p, dtype=float).ravel() for p in pieces])
+
+    def rule_values(self, unit) -> dict[str, torch.Tensor]:
+        """Every rule parameter (held ones as numbers) with the free ones from unit-cube coordinates."""
+        values: dict = dict(self.held)
+        for i, name in enumerate(self.free):
+            values[name] = float(self.low[i]) + float(self.span[i]) * unit[i]
+        return values
+
+    def efficacy(self, parts: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+        """The rule's factor m(s^-) (times the response) at every presynaptic spike, flat; None for static."""
+        if self.rule is None:
+            return None
+        assert self.events is not None
+        values = self.rule_values(parts["unit"])
+        tensors, _size = torch_backend.parameter_tensors(self.rule, values, torch.float64)
+        weights, response = weights_before(self.rule, tensors, self.events, method=self.method)
+        rows, columns = self.events.pre_rows, self.events.pre_columns
+        factor = weights[rows, columns]
+        if response is not None:
+            factor = factor * response[rows, columns]
+        return factor
+
+    def eta(self, theta: torch.Tensor) -> torch.Tensor:
+        """The log rate (or logit) of every bin before ``end_bin``."""
+        parts = self.split(theta)
+        eta = parts["baseline"] + torch.zeros(self.end_bin, dtype=torch.float64)
+        if self.history_lags:
+            eta = eta + _causal(self.counts[None], parts["history"][None], 1)
+        if self.stimulus is not None and self.stimulus_lags:
+            eta = eta + _causal(self.stimulus, parts["stimulus"].reshape(self.stimulus.shape[0], -1), 0)
+        efficacy = parts["w0"][self.pre_unit]
+        factor = self.efficacy(parts)
+        if factor is not None:
+            efficacy = efficacy * factor
+        drive = torch.zeros(self.end_bin, dtype=torch.float64).index_add(
+            0, self.first, efficacy[self.kept] * self.phase
+        )
+        return eta + _causal(drive[None], self.kernel, 0)
+
+    def log_likelihood(self, theta: torch.Tensor) -> torch.Tensor:
+        """Log-likelihood (nats) of the bins before ``end_bin``."""
+        eta = self.eta(theta)
+        if self.likelihood == "poisson":
+            return (self.counts * eta - torch.exp(eta)).sum() - self.constant
+        return (self.spike_bins * eta - torch.nn.functional.softplus(eta)).sum()
+
+    def value_and_gradient(self, theta: np.ndarray, scale: float = 1.0) -> tuple[float, np.ndarray]:
+        """``-log L / scale`` and its gradient (for the optimiser)."""
+        self.evaluations += 1
+        leaves = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
+        loss = -self.log_likelihood(leaves) / scale
+        (gradient,) = torch.autograd.grad(loss, leaves)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            return math.inf, np.zeros_like(theta)
+        return value, gradient.numpy()
+
+    def trajectories(self, theta: np.ndarray) -> np.ndarray:
+        """``w_i(t) = w0_i m_i(t)`` at the sample times the events were built with, ``[N, S]``."""
+        parts = self.split(torch.as_tensor(theta, dtype=torch.float64))
+        w0 = parts["w0"].numpy()
+        if self.rule is None or self.events is None:
+            return np.repeat(w0[:, None], 1, axis=1)
+        values = self.rule_values(parts["unit"])
+        tensors, _size = torch_backend.parameter_tensors(self.rule, values, torch.float64)
+        with torch.no_grad():
+            weights, _response = weights_before(self.rule, tensors, self.events, method=self.method)
+        columns = torch.as_tensor(self.events.sample_columns)
+        return w0[:, None] * torch.gather(weights, 1, columns).numpy()
+
+
+# The inference ----------------------------------------------------------------------------------
+
+
+def _integer(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise DTypeError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise OutOfRangeError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _positive(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise DTypeError(f"{name} must be a number, got {value!r}")
+    number = float(value)
+    if not (math.isfinite(number) and number > 0):
+        raise OutOfRangeError(f"{name} must be a finite number > 0, got {value}")
+    return number
+
+
+@dataclass
+class _Request:
+    rule: Rule
+    free: list[str]
+    held: dict[str, float]
+    bounds: dict[str, tuple[float, float]]
+
+
+def _requests(rules, free, fixed, dt_ms: float) -> list[_Request]:
+    if isinstance(rules, (str, Rule)):
+        rules = [rules]
+    resolved = [resolve_rule(r) for r in rules]
+    if not resolved:
+        raise OutOfRangeError("no rules to infer; give at least one")
+    names = [r.name for r in resolved]
+    if len(set(names)) != len(names):
+        raise NeurofwpError(f"rules are listed twice: {', '.join(names)}")
+    if STATIC in names:
+        raise NeurofwpError(f"a rule may not be called {STATIC!r}: that is the name of the static GLM")
+    for mapping, what in ((free, "free"), (fixed, "fixed")):
+        if mapping is not None:
+            if not isinstance(mapping, Mapping):
+                raise DTypeError(f"{what} must map rule names to parameters, got {type(mapping).__name__}")
+            for key in mapping:
+                if key not in names:
+                    raise UnknownNameError(f"rule in {what}", key, names)
+    requests = []
+    for rule in resolved:
+        if any(t.source == "modulator" for t in rule.traces):
+            raise NeurofwpError(f"rule {rule.name!r} reads a neuromodulator, which a spike recording does not hold")
+        if not rule.changes_weight and rule.response is None:
+            raise NeurofwpError(f"rule {rule.name!r} changes neither w nor a response: it is the static GLM")
+        chosen_fixed = dict((fixed or {}).get(rule.name, {}))
+        held_fixed = {n: check_parameter_value(rule.parameter(n), v) for n, v in chosen_fixed.items()}
+        names_free = (free or {}).get(rule.name)
+        if names_free is None:
+            chosen = [n for n in rule.free if n not in held_fixed]
+        else:
+            chosen = [names_free] if isinstance(names_free, str) else list(names_free)
+        for name in chosen:
+            rule.parameter(name)
+            if name in held_fixed:
+                raise NeurofwpError(f"rule {rule.name!r}: parameter {name} cannot be both free and fixed")
+        if len(set(chosen)) != len(chosen):
+            raise NeurofwpError(f"rule {rule.name!r}: free parameters are listed twice: {', '.join(chosen)}")
+        held = {**{k: v for k, v in rule.defaults().items() if k not in chosen}, **held_fixed}
+        bounds = {n: tuple(float(b) for b in rule.parameter(n).bounds) for n in chosen}
+        if rule.clock_driven:
+            check_time_step(rule, dt_ms, {**held, **{n: bounds[n][0] for n in chosen}})
+        requests.append(_Request(rule, chosen, held, bounds))  # type: ignore[arg-type]
+    return requests
+
+
+def _minimise(model: PlasticGLM, start: np.ndarray, scale: float, max_iterations: int):
+    n_glm = model.n_parameters - len(model.free)
+    limits = [(None, None)] * n_glm + [(0.0, 1.0)] * len(model.free)
+    outcome = scipy.optimize.minimize(
+        model.value_and_gradient, start, args=(scale,), jac=True, method="L-BFGS-B", bounds=limits,
+        options={"maxiter": max_iterations},
+    )  # fmt: skip
+    return np.asarray(outcome.x), float(outcome.fun)
+
+
+def _laplace(model: PlasticGLM, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Standard deviations (physical units) and statuses of the free rule parameters at ``theta``."""
+    k = len(model.free)
+    n = model.n_parameters
+    sd = np.full(k, np.nan)
+    unit = theta[n - k :]
+    flags = np.where(unit <= AT_BOUND_TOLERANCE, -1, np.where(unit >= 1 - AT_BOUND_TOLERANCE, 1, 0))
+    status = np.array(["at bound" if f else "ok" for f in flags], dtype=object)
+    if k == 0 or not np.any(flags == 0):
+        return sd, status.astype(str)
+    keep = np.concatenate([np.arange(n - k), n - k + np.flatnonzero(flags == 0)])
+    hessian = np.empty((len(keep), len(keep)))
+    for j, index in enumerate(keep):
+        ahead, behind = theta.copy(), theta.copy()
+        ahead[index] += HESSIAN_STEP
+        behind[index] -= HESSIAN_STEP
+        if index >= n - k:  # stay inside the unit cube
+            ahead[index], behind[index] = min(ahead[index], 1.0), max(behind[index], 0.0)
+        forward = model.value_and_gradient(ahead)[1][keep]
+        backward = model.value_and_gradient(behind)[1][keep]
+        hessian[:, j] = (forward - backward) / (ahead[index] - behind[index])
+    symmetric = 0.5 * (hessian + hessian.T)
+    if not np.all(np.isfinite(symmetric)):
+        status[flags == 0] = "singular"
+        return sd, status.astype(str)
+    values, vectors = np.linalg.eigh(symmetric)
+    largest = max(float(np.max(np.abs(values))), np.finfo(float).tiny)
+    good = values > FLAT_TOLERANCE * largest
+    loading = (vectors[:, ~good] ** 2).sum(axis=1)
+    covariance = (vectors[:, good] / values[good]) @ vectors[:, good].T
+    for j, index in enumerate(keep):
+        if index < n - k:
+            continue
+        i = index - (n - k)
+        if loading[j] > FLAT_LOADING:
+            status[i] = "singular"
+        else:
+            sd[i] = model.span[i] * math.sqrt(covariance[j, j])
+    return sd, status.astype(str)
+
+
+def infer_rules(
+    recording: Recording,
+    rules: Sequence[Rule | str],
+    *,
+    post: str | None = None,
+    pre: Sequence[str] | None = None,
+    bin_ms: float = 1.0,
+    history_lags: int = 5,
+    stimulus_lags: int = 10,
+    coupling_tau_ms: float = 5.0,
+    likelihood: str = "poisson",
+    free: Mapping[str, Sequence[str]] | None = None,
+    fixed: Mapping[str, Mapping[str, float]] | None = None,
+    starts: int = 3,
+    held_out: float = 0.2,
+    seed: int = 0,
+    dt_ms: float = 0.1,
+    max_iterations: int = 200,
+    uncertainty: bool = True,
+    trajectory_points: int = 400,
+    method: str = "auto",
+    show_progress: bool = False,
+) -> xr.Dataset:
+    r"""Fit the plastic-coupling GLM of every rule and the static GLM; compare them on held-out time.
+
+    Args:
+        recording: the postsynaptic neuron and its presynaptic trains (:class:`Recording`).
+        rules: :class:`~neurofwp.plasticity.definition.Rule` objects, built-in names or rule files.
+        post, pre: which trains are post- and presynaptic (:func:`check_trains`).
+        bin_ms: the bin width of the GLM; history_lags: bins of spike history (0: none);
+            stimulus_lags: bins of stimulus filter where the recording has a stimulus.
+        coupling_tau_ms: time constant of the exponential coupling kernel.
+        likelihood: ``"poisson"`` (log link) or ``"bernoulli"`` (logit).
+        free, fixed: per rule name, the free parameters (default: the rule's ``free`` minus fixed)
+            and fixed values (others keep the rule's defaults).
+        starts: rule-parameter starts per rule (the defaults, then uniform within the bounds, from ``seed``).
+        held_out: the final fraction of the recording kept for the held-out comparison.
+        dt_ms: Euler step of clock-driven rules (spikes are put on this grid for them).
+        uncertainty: Laplace intervals of the rule parameters.
+        trajectory_points: samples of each weight trajectory in the result.
+        method: ``"auto"``, ``"scan"`` or ``"loop"`` (see :func:`weights_before`).
+
+    Returns a Dataset over ``model`` (each rule's name, then ``static``): ``bits_per_spike`` (held
+    out), ``train_bits_per_spike``, ``log_likelihood`` and ``held_out_log_likelihood`` (nats),
+    ``n_parameters``, the likelihood-ratio test against the static GLM (``lr_statistic``,
+    ``lr_dof``, ``lr_p_value``); every rule parameter as a variable named after it (NaN where the
+    model lacks it) with ``<name>_ci95_low``, ``<name>_ci95_high``, ``<name>_laplace_sd``,
+    ``<name>_laplace_status`` and ``<name>_free``; ``w0`` (model, input), ``history`` (model, lag),
+    and the weight trajectories ``weight`` (model, input, time) :math:`w_i(t) = w_{0,i} m_i(t)`.
+    """
+    if likelihood not in LIKELIHOODS:
+        raise UnknownNameError("likelihood", likelihood, LIKELIHOODS)
+    if method not in METHODS:
+        raise UnknownNameError("method", method, METHODS)
+    bin_ms = _positive("bin_ms", bin_ms)
+    coupling_tau_ms = _positive("coupling_tau_ms", coupling_tau_ms)
+    dt_ms = _positive("dt_ms", dt_ms)
+    history_lags = _integer("history_lags", history_lags, 0)
+    stimulus_lags = _integer("stimulus_lags", stimulus_lags, 1)
+    starts = _integer("starts", starts, 1)
+    seed = _integer("seed", seed, 0)
+    max_iterations = _integer("max_iterations", max_iterations, 1)
+    trajectory_points = _integer("trajectory_points", trajectory_points, 2)
+    if isinstance(held_out, bool) or not isinstance(held_out, numbers.Real):
+        raise DTypeError(f"held_out must be a number, got {held_out!r}")
+    if not 0.05 <= float(held_out) <= 0.9:
+        raise OutOfRangeError(f"held_out must lie in [0.05, 0.9], got {held_out}")
+    trains = check_trains(recording, post, pre)
+    requests = _requests(rules, free, fixed, dt_ms)
+    n_bins = int(trains.duration_ms // bin_ms)
+    if n_bins < 10 * max(history_lags, 1):
+        raise RecordingError(f"{trains.source}: {n_bins} bins of {bin_ms:g} ms are too few")
+    split = int(round(n_bins * (1.0 - held_out)))
+    stimulus = None
+    if recording.stimulus is not None:
+        bare = dataclasses.replace(recording, input_spike_times_s={})
+        stimulus, _counts = design(bare, bin_ms, 1)
+    options = dict(
+        bin_ms=bin_ms, history_lags=history_lags, coupling_tau_ms=coupling_tau_ms, likelihood=likelihood,
+        stimulus=stimulus, stimulus_lags=stimulus_lags, dt_ms=dt_ms,
+    )  # fmt: skip
+    train_spikes = _spike_count(trains.post_ms, 0.0, split * bin_ms, likelihood, bin_ms)
+    test_spikes = _spike_count(trains.post_ms, split * bin_ms, n_bins * bin_ms, likelihood, bin_ms)
+    if train_spikes == 0 or test_spikes == 0:
+        raise RecordingError(f"{trains.source}: no postsynaptic spikes in the training or the held-out part")
+    samples_ms = np.linspace(0.0, n_bins * bin_ms, trajectory_points)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=1 + starts * len(requests), desc="infer-rule", unit="fit", disable=not show_progress)
+    began = time.perf_counter()
+
+    static_train = PlasticGLM(trains, None, end_bin=split, **options)
+    start = np.zeros(static_train.n_parameters)
+    start[0] = _homogeneous(static_train, likelihood)
+    static_theta, _value = _minimise(static_train, start, train_spikes, max_iterations)
+    bar.update()
+    fits = []
+    for request in requests:
+        model = PlasticGLM(
+            trains, request.rule, end_bin=split, free=request.free, held=request.held, bounds=request.bounds,
+            method=method, **options,
+        )  # fmt: skip
+        rng = np.random.default_rng(seed)
+        defaults = request.rule.defaults()
+        first = np.clip([(defaults[n] - model.low[i]) / model.span[i] for i, n in enumerate(model.free)], 0, 1)
+        units = [first] + [rng.uniform(0, 1, len(model.free)) for _ in range(starts - 1)]
+        best = None
+        for unit in units:
+            theta, value = _minimise(model, np.concatenate([static_theta, unit]), train_spikes, max_iterations)
+            if best is None or value < best[1]:
+                best = (theta, value)
+            bar.update()
+        assert best is not None
+        fits.append((request, model, best[0]))
+    bar.close()
+    seconds = time.perf_counter() - began
+
+    # every model on the whole recording: training and held-out log-likelihoods, trajectories, intervals
+    homogeneous = _homogeneous(static_train, likelihood)
+    null = PlasticGLM(trains, None, **options)
+    null_theta = np.zeros(null.n_parameters)
+    null_theta[0] = homogeneous
+    null_eta = null.eta(torch.as_tensor(null_theta)).detach()
+    null_terms = _terms(null, null_eta)
+    rows = []
+    for request, model, theta in [*fits, (None, static_train, static_theta)]:
+        rule = None if request is None else request.rule
+        whole = PlasticGLM(
+            trains, rule, free=model.free, held=model.held, bounds=model.bounds, method=method,
+            samples_ms=samples_ms if rule is not None else None, **options,
+        )  # fmt: skip
+        with torch.no_grad():
+            terms = _terms(whole, whole.eta(torch.as_tensor(theta)))
+        train_ll, test_ll = float(terms[:split].sum()), float(terms[split:].sum())
+        row = {
+            "request": request,
+            "theta": theta,
+            "parts": {k: v.numpy() for k, v in whole.split(torch.as_tensor(theta)).items()},
+            "train_ll": train_ll,
+            "test_ll": test_ll,
+            "bits": (test_ll - float(null_terms[split:].sum())) / (test_spikes * math.log(2)),
+            "train_bits": (train_ll - float(null_terms[:split].sum())) / (train_spikes * math.log(2)),
+            "k": model.n_parameters,
+            "method": whole.method,
+            "trajectory": whole.trajectories(theta) if rule is not None else None,
+        }
+        if request is not None:
+            row["values"] = {
+                n: float(v) for n, v in model.rule_values(theta[model.n_parameters - len(model.free) :]).items()
+            }
+            row["sd"], row["status"] = (
+                _laplace(model, theta)
+                if uncertainty
+                else (np.full(len(model.free), np.nan), np.array(["not computed"] * len(model.free)))
+            )
+        rows.append(row)
+    return _dataset(
+        rows, requests, trains, recording, samples_ms, split,
+        dict(
+            bin_ms=bin_ms, history_lags=history_lags, stimulus_lags=stimulus_lags if stimulus is not None else 0,
+            coupling_tau_ms=coupling_tau_ms, likelihood=likelihood, held_out=float(held_out), starts=starts,
+            seed=seed, dt_ms=dt_ms, max_iterations=max_iterations, method=method, fit_seconds=seconds,
+        ),
+    )  # fmt: skip
+
+
+def _spike_count(post_ms: np.ndarray, start_ms: float, end_ms: float, likelihood: str, bin_ms: float) -> float:
+    inside = post_ms[(post_ms >= start_ms) & (post_ms < end_ms)]
+    if likelihood == "poisson":
+        return float(len(inside))
+    return float(len(np.unique(np.floor(inside / bin_ms))))
+
+
+def _homogeneous(model: PlasticGLM, likelihood: str) -> float:
+    """The log rate (or logit) of a homogeneous process fitted to the model's bins."""
+    if likelihood == "poisson":
+        return math.log(max(float(model.counts.mean()), 1e-12))
+    p = min(max(float(model.spike_bins.mean()), 1e-12), 1 - 1e-12)
+    return math.log(p / (1 - p))
+
+
+def _terms(model: PlasticGLM, eta: torch.Tensor) -> np.ndarray:
+    """Per-bin log-likelihood (nats)."""
+    if model.likelihood == "poisson":
+        terms = model.counts * eta - torch.exp(eta) - torch.lgamma(model.counts + 1)
+    else:
+        terms = model.spike_bins * eta - torch.nn.functional.softplus(eta)
+    return terms.detach().numpy()
+
+
+def _dataset(rows, requests, trains: SpikeTrains, recording: Recording, samples_ms, split: int, settings) -> xr.Dataset:
+    models = [r.rule.name for r in requests] + [STATIC]
+    n_models, n_inputs = len(models), len(trains.names)
+    static = rows[-1]
+    statistic = np.full(n_models, np.nan)
+    dof = np.zeros(n_models, dtype=np.int64)
+    p_value = np.full(n_models, np.nan)
+    for m, request in enumerate(requests):
+        statistic[m] = 2.0 * (rows[m]["train_ll"] - static["train_ll"])
+        dof[m] = len(request.free)
+        p_value[m] = float(scipy.stats.chi2.sf(max(statistic[m], 0.0), dof[m])) if dof[m] else np.nan
+    weight = np.empty((n_models, n_inputs, len(samples_ms)))
+    for m, row in enumerate(rows):
+        weight[m] = row["trajectory"] if row["trajectory"] is not None else row["parts"]["w0"][:, None]
+    lags = settings["history_lags"]
+    variables: dict[str, tuple] = {
+        "bits_per_spike": ("model", [r["bits"] for r in rows], {
+            "units": "bit/spike", "long_name": "held-out log-likelihood gain over a homogeneous rate"}),
+        "train_bits_per_spike": ("model", [r["train_bits"] for r in rows], {"units": "bit/spike"}),
+        "log_likelihood": ("model", [r["train_ll"] for r in rows], {
+            "units": "nat", "long_name": "log-likelihood of the training part"}),
+        "held_out_log_likelihood": ("model", [r["test_ll"] for r in rows], {"units": "nat"}),
+        "n_parameters": ("model", np.array([r["k"] for r in rows], dtype=np.int64), {
+            "units": "1", "long_name": "fitted parameters (GLM and free rule parameters)"}),
+        "lr_statistic": ("model", statistic, {
+            "units": "1", "long_name": "2 (log L plastic - log L static), training part; NaN for static"}),
+        "lr_dof": ("model", dof, {"units": "1", "long_name": "free rule parameters (chi-square degrees of freedom)"}),
+        "lr_p_value": ("model", p_value, {"units": "1", "long_name": "chi-square p-value of plastic vs static"}),
+        "method": ("model", np.array([r["method"] for r in rows], dtype=str), {
+            "long_name": "how the weight trajectory was evaluated (scan, loop, static)"}),
+        "baseline": ("model", [float(r["parts"]["baseline"][0]) for r in rows], {
+            "units": "1", "long_name": "baseline log rate per bin (Poisson) or logit (Bernoulli)"}),
+        "history": (("model", "lag"), np.stack([r["parts"]["history"] for r in rows]).reshape(n_models, lags), {
+            "units": "1", "long_name": "spike-history filter (per postsynaptic spike lag bins back)"}),
+        "w0": (("model", "input"), np.stack([r["parts"]["w0"] for r in rows]), {
+            "units": "1", "long_name": "initial coupling weight (log-rate change per unit kernel)"}),
+        "weight": (("model", "input", "time"), weight, {
+            "units": "1", "long_name": "inferred coupling weight w_i(t) = w0_i m_i(t)"}),
+    }  # fmt: skip
+    names: list[str] = []
+    for request in requests:
+        names += [p.name for p in request.rule.parameters if p.name not in names]
+    for name in names:
+        if name in variables:
+            raise NeurofwpError(f"rule parameter {name!r} has the name of a result variable; rename it in the rule")
+        value, low, high, sd = (np.full(n_models, np.nan) for _ in range(4))
+        status = np.full(n_models, "", dtype=object)
+        is_free = np.zeros(n_models, dtype=np.int8)
+        unit = "1"
+        for m, request in enumerate(requests):
+            if name not in request.rule.parameter_names:
+                continue
+            unit = "ms" if request.rule.parameter(name).is_time else "1"
+            value[m] = rows[m]["values"][name]
+            if name in request.free:
+                i = request.free.index(name)
+                is_free[m] = 1
+                sd[m] = rows[m]["sd"][i]
+                status[m] = rows[m]["status"][i]
+                low[m], high[m] = value[m] - Z95 * sd[m], value[m] + Z95 * sd[m]
+            else:
+                status[m] = "fixed"
+        variables[name] = ("model", value, {"units": unit, "long_name": f"rule parameter {name} (fitted or fixed)"})
+        variables[f"{name}_ci95_low"] = ("model", low, {
+            "units": unit, "long_name": "Laplace 95 % interval, lower end (estimate - 1.96 sd)"})  # fmt: skip
+        variables[f"{name}_ci95_high"] = ("model", high, {
+            "units": unit, "long_name": "Laplace 95 % interval, upper end (estimate + 1.96 sd)"})  # fmt: skip
+        variables[f"{name}_laplace_sd"] = ("model", sd, {"units": unit, "long_name": "Laplace standard deviation"})
+        variables[f"{name}_laplace_status"] = ("model", status.astype(str), {
+            "meanings": "ok; at bound (no interval); singular (flat or negative curvature, no interval); "
+            "fixed; empty: the model lacks the parameter"})  # fmt: skip
+        variables[f"{name}_free"] = ("model", is_free, {"units": "1", "long_name": "1 where the parameter was fitted"})
+    attrs = {
+        "source": trains.source,
+        "recording": recording.name,
+        "post": trains.post_name,
+        "inputs": " ".join(trains.names),
+        "rules": " ".join(r.rule.name for r in requests),
+        **{f"rule_toml__{r.rule.name}": r.rule.to_toml() for r in requests},
+        **{f"free__{r.rule.name}": " ".join(r.free) for r in requests},
+        **settings,
+        "test_start_s": split * settings["bin_ms"] / 1000.0,
+        "duration_s": trains.duration_ms / 1000.0,
+        "backend": "torch",
+        "neurofwp_version": neurofwp.__version__,
+    }
+    return xr.Dataset(
+        variables,
+        coords={
+            "model": models,
+            "input": list(trains.names),
+            "time": ("time", np.asarray(samples_ms) / 1000.0, {"units": "s"}),
+            "lag": ("lag", np.arange(1, lags + 1), {"units": "bin"}),
+        },
+        attrs=attrs,
+    )
