@@ -886,3 +886,185 @@ def _dataset(rows, requests, trains: SpikeTrains, recording: Recording, samples_
         },
         attrs=attrs,
     )
+
+
+# Sampling from the model ------------------------------------------------------------------------
+
+
+def simulate(
+    rule: Rule | str | None,
+    pre_times_s: Mapping[str, np.ndarray],
+    duration_s: float,
+    *,
+    baseline: float,
+    w0: Sequence[float],
+    history: Sequence[float] = (),
+    parameters: Mapping[str, float] | None = None,
+    bin_ms: float = 1.0,
+    coupling_tau_ms: float = 5.0,
+    likelihood: str = "poisson",
+    dt_ms: float = 0.1,
+    seed: int = 0,
+    name: str = "simulated",
+) -> Recording:
+    r"""Postsynaptic spikes drawn from the plastic-coupling GLM itself (the model :func:`infer_rules` fits).
+
+    Bin by bin: :math:`\eta_t` from the baseline, the history filter and the couplings; the count
+    :math:`y_t \sim \text{Poisson}(e^{\eta_t})` (or a Bernoulli spike with probability
+    :math:`\sigma(\eta_t)`), its spikes placed uniformly within the bin; then the bin's pre and post
+    spikes, in time order, step the rule (one parameter set, all units side by side), which
+    fixes each presynaptic spike's weight :math:`w_{0,i} m_i(s^-)` for the bins after it.
+    ``rule`` None draws from the static GLM. ``parameters``: the rule's values (missing ones take
+    its defaults). The generator is ``numpy.random.default_rng(seed)``; no global state is used.
+    """
+    if likelihood not in LIKELIHOODS:
+        raise UnknownNameError("likelihood", likelihood, LIKELIHOODS)
+    rule = None if rule is None else resolve_rule(rule)
+    rng = np.random.default_rng(seed)
+    names = list(pre_times_s)
+    pre_ms = [np.sort(np.asarray(pre_times_s[n], dtype=float)) * 1000.0 for n in names]
+    weights0 = np.asarray(w0, dtype=float)
+    lags = np.asarray(history, dtype=float)
+    if weights0.shape != (len(names),):
+        raise OutOfRangeError(f"w0 needs one value per presynaptic train ({len(names)}), got shape {weights0.shape}")
+    n_bins = int(duration_s * 1000.0 // bin_ms)
+    span = max(1, math.ceil(COUPLING_SPAN * coupling_tau_ms / bin_ms))
+    kernel = np.exp(-np.arange(span) * bin_ms / coupling_tau_ms)
+    drive = np.zeros(n_bins + span + 1)
+    counts = np.zeros(n_bins)
+    post: list[float] = []
+    # pre spikes by bin: (time, unit), in time order
+    flat = np.concatenate(pre_ms) if names else np.zeros(0)
+    units = np.concatenate([np.full(len(t), i) for i, t in enumerate(pre_ms)]) if names else np.zeros(0, int)
+    order = np.argsort(flat, kind="stable")
+    flat, units = flat[order], units[order]
+    bins = np.floor(flat / bin_ms).astype(np.int64)
+    starts = np.searchsorted(bins, np.arange(n_bins + 1))
+    state = None if rule is None else _RuleState(rule, parameters, len(names), dt_ms)
+    for t in range(n_bins):
+        eta = baseline + drive[t]
+        for k, h in enumerate(lags, start=1):
+            if t - k >= 0:
+                eta += h * counts[t - k]
+        if likelihood == "poisson":
+            count = int(rng.poisson(math.exp(min(eta, 30.0))))
+        else:
+            count = int(rng.uniform() < 1.0 / (1.0 + math.exp(-eta)))
+        counts[t] = count
+        new_post = np.sort(rng.uniform(t * bin_ms, (t + 1) * bin_ms, count))
+        post.extend(new_post.tolist())
+        inside = slice(starts[t], starts[t + 1])
+        events = [(s, PRE, int(u)) for s, u in zip(flat[inside], units[inside], strict=True)]
+        events += [(s, POST, -1) for s in new_post]
+        # the order the likelihood uses: time (on the Euler grid for a clock-driven rule), then pre before post
+        grid = dt_ms if rule is not None and rule.clock_driven else None
+        for s, kind, unit in sorted(events, key=lambda e: (e[0] if grid is None else round(e[0] / grid), e[1])):
+            factor = 1.0 if state is None else state.step(s, kind, unit)
+            if kind == PRE:
+                first = t + 1
+                phase = math.exp(-(first * bin_ms - s) / coupling_tau_ms)
+                drive[first : first + span] += weights0[unit] * factor * phase * kernel
+    return Recording(
+        np.asarray(post) / 1000.0,
+        duration_s,
+        input_spike_times_s={n: t / 1000.0 for n, t in zip(names, pre_ms, strict=True)},
+        source=f"{name} (GLM, {'static' if rule is None else rule.name})",
+        name=name,
+    )
+
+
+class _RuleState:
+    """One parameter set of a rule, every unit side by side, stepped event by event (the backend's steps)."""
+
+    def __init__(self, rule: Rule, parameters: Mapping[str, float] | None, count: int, dt_ms: float):
+        self.rule = rule
+        self.values, _size = torch_backend.parameter_tensors(rule, parameters, torch.float64)
+        self.clock = rule.clock_driven
+        self.dt_ms = dt_ms
+        if self.clock:
+            check_time_step(rule, dt_ms, parameters)
+        self.weight = torch.ones(count, 1, dtype=torch.float64)
+        self.rests = {t.name: torch_backend._rest(t, self.values, count, 1, torch.float64, None) for t in rule.traces}
+        self.traces = dict(self.rests)
+        self.taus = {t.name: self.values[t.tau] for t in rule.traces}
+        self.ratios = {n: 1.0 - dt_ms / tau for n, tau in self.taus.items()}
+        self.time = 0.0  # ms, or Euler steps for a clock-driven rule
+        self.count = count
+
+    def step(self, time_ms: float, kind: int, unit: int) -> float:
+        """Advance to ``time_ms``, apply one event (PRE of ``unit``, or POST to every unit); the factor
+        ``m(s^-)`` (times the response) of a PRE event, else 1."""
+        rule, values = self.rule, self.values
+        with torch.no_grad():
+            now = float(np.rint(time_ms / self.dt_ms)) if self.clock else time_ms
+            gap = torch.full((self.count, 1), now - self.time, dtype=torch.float64)
+            self.time = now
+            if self.clock:
+                self.weight, self.traces = torch_backend._advance_clock(
+                    rule, values, self.weight, self.traces, self.ratios, gap.to(torch.int64), self.dt_ms
+                )
+            else:
+                self.traces = {
+                    n: self.rests[n] + (tr - self.rests[n]) * torch_backend._relaxation(gap, self.taus[n])
+                    for n, tr in self.traces.items()
+                }
+            kinds = torch.full((self.count, 1), SAMPLE, dtype=torch.int64)
+            if kind == PRE:
+                kinds[unit] = PRE
+            else:
+                kinds[:] = POST
+            before = float(self.weight[unit, 0]) if kind == PRE else 1.0
+            record = rule.response is not None and kind == PRE
+            self.weight, self.traces, response = torch_backend._spike(
+                rule, values, self.weight, self.traces, kinds, record
+            )
+            if record and response is not None:
+                before *= float(response[unit, 0])
+        return before
+
+
+# Figures ----------------------------------------------------------------------------------------
+
+FIGURE_INPUTS = 8  # the trajectories of at most this many inputs are drawn
+
+
+def figures(result: xr.Dataset, folder) -> list:
+    """``inference_weights`` (each plastic model's w_i(t) for the first inputs) and ``inference_models``
+    (held-out bits per spike per model, the likelihood-ratio p-value above each plastic one), PNG and SVG."""
+    from pathlib import Path
+
+    import seaborn as sns
+
+    from neurofwp import plotting
+
+    folder = Path(folder)
+    plastic_models = [m for m in result.model.values if m != STATIC]
+    inputs = list(result.input.values[:FIGURE_INPUTS])
+    paths = []
+    with plotting.style():
+        fig = plotting.figure(3.4 * len(plastic_models), 2.8)
+        axes = np.atleast_1d(fig.subplots(1, len(plastic_models), sharey=True, squeeze=False)[0])
+        for ax, model in zip(axes, plastic_models, strict=True):
+            table = result.weight.sel(model=model, input=inputs).to_dataframe().reset_index()
+            sns.lineplot(table, x="time", y="weight", hue="input", ax=ax, lw=0.9, legend=ax is axes[-1])
+            static = result.w0.sel(model=STATIC, input=inputs).values
+            ax.scatter(np.zeros(len(static)), static, marker=">", color="0.3", s=12, zorder=3, label="static w0")
+            ax.axvline(result.attrs["test_start_s"], color="0.6", lw=0.7, ls="--")
+            ax.set(xlabel="time (s)", ylabel="coupling weight w_i(t)", title=f"{model}: inferred weights")
+        sns.despine(fig)
+        paths += plotting.save(fig, folder / "inference_weights")
+
+        fig = plotting.figure(1.2 + 0.9 * len(result.model), 3.0)
+        ax = fig.subplots()
+        table = result.bits_per_spike.to_dataframe().reset_index()
+        sns.barplot(table, x="model", y="bits_per_spike", hue="model", ax=ax, legend=False)
+        for index, model in enumerate(result.model.values):
+            if model != STATIC:
+                p = float(result.lr_p_value.sel(model=model))
+                ax.annotate(f"p = {p:.2g}", (index, float(result.bits_per_spike.sel(model=model))),
+                            ha="center", va="bottom", fontsize=7)  # fmt: skip
+        ax.axhline(float(result.bits_per_spike.sel(model=STATIC)), color="0.4", lw=0.7, ls=":")
+        ax.set(xlabel="", ylabel="held-out bits / spike", title="plastic vs static couplings")
+        sns.despine(fig)
+        paths += plotting.save(fig, folder / "inference_models")
+    return paths
