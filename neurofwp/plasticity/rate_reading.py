@@ -261,21 +261,26 @@ class RateReading:
     def traces(
         self, k: torch.Tensor, v: torch.Tensor, *, dt_ms: float, parameters: Mapping[str, object] | None = None
     ) -> dict[str, torch.Tensor]:
-        r"""Every trace with the current step, :math:`\bar x_t = c\,\bar x_{t-1} + a_t`, ``[B, T, H, D]``."""
+        r"""The traces the terms read, with the current step: :math:`\bar x_t = c\,\bar x_{t-1} + a_t`,
+        ``[B, T, H, D]`` each."""
         values = self._values(parameters, k)
-        out = {t.name: _filter(k, self._decay(t, values, dt_ms, k)) for t in self.pre_traces}
-        out |= {t.name: _filter(v, self._decay(t, values, dt_ms, v)) for t in self.post_traces}
+        read = _reads(self.terms)
+        out: dict[str, torch.Tensor] = {}
+        for traces, activity in ((self.pre_traces, k), (self.post_traces, v)):
+            used = [t for t in traces if t.name in read]
+            if used:  # the traces of one side in one pass
+                decays = torch.stack([self._decay(t, values, dt_ms, activity) for t in used])
+                out |= dict(zip((t.name for t in used), _filter(activity, decays), strict=True))
         return out
 
     def _factors(self, k, v, dt_ms, parameters):
         """Per term the key-side, value-side (and read-out) vectors of every step, ``[B, T, H, D]``."""
         values = self._values(parameters, k)
         with_step = self.traces(k, v, dt_ms=dt_ms, parameters=parameters)
-        before = {t.name: with_step[t.name] - k for t in self.pre_traces}
-        before |= {t.name: with_step[t.name] - v for t in self.post_traces}
+        pre = {t.name for t in self.pre_traces}
+        before = {n: x - (k if n in pre else v) for n, x in with_step.items()}
         held = {t.name: 0.0 for t in self.rule.traces if t.source == "modulator"}
-        after_pre = {**values, **held, **{t.name: with_step[t.name] for t in self.pre_traces}}
-        after_pre |= {t.name: before[t.name] for t in self.post_traces}
+        after_pre = {**values, **held, **before, **{n: x for n, x in with_step.items() if n in pre}}
         before_all = {**values, **held, **before}
         out = []
         for term in self.terms:
@@ -312,13 +317,7 @@ class RateReading:
         """
         if mode not in MODES:
             raise NeurofwpError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if not (q.ndim == k.ndim == v.ndim == 4) or q.shape != k.shape or k.shape[:3] != v.shape[:3]:
-            raise ShapeError(
-                f"q, k must be [B, T, H, Dk] and v [B, T, H, Dv] alike, got {tuple(q.shape)}, "
-                f"{tuple(k.shape)}, {tuple(v.shape)}"
-            )
-        if not dt_ms > 0:
-            raise OutOfRangeError(f"dt_ms must be > 0, got {dt_ms}")
+        _check(q, k, v, dt_ms)
         mode = self.form if mode == "auto" else mode
         if mode != "recurrent" and mode != self.form:
             raise NeurofwpError(f"rule {self.rule.name!r}: its reading has the {self.form} form, not {mode}")
@@ -331,6 +330,31 @@ class RateReading:
             assert self.delta is not None
             return _delta(q, k, v, self.delta, namespace, dt_ms, initial_state, output_final_state)
         return _recurrent(q, factors, dt_ms, initial_state, output_final_state, v.shape[-1])
+
+    def final_state(
+        self,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        *,
+        dt_ms: float,
+        parameters: Mapping[str, object] | None = None,
+        initial_state: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        r"""Only the fast weights after the last step, ``[B, H, Dk, Dv]`` (the Hebbian form as one sum,
+        :math:`W_T = W_0 + \sum_{t,m} a_{t,m} \otimes b_{t,m}`)."""
+        if self.form != "hebbian":
+            _out, state = self.apply(
+                torch.zeros_like(k), k, v, dt_ms=dt_ms, parameters=parameters,
+                initial_state=initial_state, output_final_state=True,
+            )  # fmt: skip
+            assert state is not None
+            return state
+        _check(k, k, v, dt_ms)
+        factors, _namespace = self._factors(k, v, dt_ms, parameters)
+        keys = torch.cat([key for _term, key, _value, _readout in factors], dim=1)  # [B, T·M, H, Dk]
+        values = torch.cat([value for _term, _key, value, _readout in factors], dim=1)
+        state = torch.einsum("bthk,bthv->bhkv", keys, values)
+        return state if initial_state is None else initial_state + state
 
     # rate form ------------------------------------------------------------------------------------
 
@@ -381,6 +405,22 @@ class RateReading:
                 if term.kind == "post":  # a triggered post spike sees its own pre spike, lag_ms earlier
                     drift += probability * rate_pre_hz * value[0] * sum(c * kick[n] for n, c in key[1].items())
         return drift
+
+
+@functools.cache
+def _reads(terms: tuple[Term, ...]) -> frozenset[str]:
+    """The names the terms read."""
+    return frozenset(n for t in terms for text in (t.key, t.value, t.readout) if text for n in language.names(text))
+
+
+def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dt_ms: float) -> None:
+    if not (q.ndim == k.ndim == v.ndim == 4) or q.shape != k.shape or k.shape[:3] != v.shape[:3]:
+        raise ShapeError(
+            f"q, k must be [B, T, H, Dk] and v [B, T, H, Dv] alike, got {tuple(q.shape)}, "
+            f"{tuple(k.shape)}, {tuple(v.shape)}"
+        )
+    if not dt_ms > 0:
+        raise OutOfRangeError(f"dt_ms must be > 0, got {dt_ms}")
 
 
 def _time_name(rule: Rule, symbol: str) -> str:
@@ -605,29 +645,32 @@ def _vector(text: str, namespace: Mapping[str, Any], like: torch.Tensor) -> torc
 
 
 def _filter(a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    r""":math:`\bar x_t = c\,\bar x_{t-1} + a_t` from :math:`\bar x_0 = 0`, along dim 1, in blocks of CHUNK steps.
+    r""":math:`\bar x_t = c_n\,\bar x_{t-1} + a_t` from :math:`\bar x_0 = 0` along dim 1 for each decay
+    ``c [N]``: ``[N, B, T, H, D]``, in blocks of CHUNK steps (a lower-triangular matrix of powers per block).
 
-    Powers of ``c`` by repeated products (not ``c ** n``) so that ``c = 0`` has a finite gradient.
+    Where ``c = 0`` the powers are set, not computed, so that the gradient stays finite.
     """
-    steps = a.shape[1]
+    batch, steps = a.shape[:2]
     width = min(CHUNK, max(steps, 1))
-    powers = [torch.ones_like(c)]
-    for _ in range(width):
-        powers.append(powers[-1] * c)
-    power = torch.stack(powers)  # [width + 1]
-    index = torch.arange(width, device=a.device)
-    lag = index[:, None] - index[None, :]
-    matrix = torch.where(lag >= 0, power[lag.clamp(min=0)], torch.zeros((), dtype=a.dtype, device=a.device))
+    lag = torch.arange(width, device=a.device)
+    lag = lag[:, None] - lag[None, :]
+    positive = (c > 0)[:, None, None]
+    base = torch.where(positive, c[:, None, None], torch.ones_like(c)[:, None, None])
+    exponent = lag.clamp(min=0).to(a.dtype)
+    matrix = torch.where(positive, base**exponent, (exponent == 0).to(a.dtype))
+    matrix = torch.where(lag >= 0, matrix, torch.zeros((), dtype=a.dtype, device=a.device))  # [N, W, W]
+    flat = a.reshape(batch, steps, -1)
     out, carry = [], None
     for start in range(0, steps, width):
-        block = a[:, start : start + width]
+        block = flat[:, start : start + width]
         n = block.shape[1]
-        x = torch.einsum("ts,bshd->bthd", matrix[:n, :n], block)
-        if carry is not None:
-            x = x + power[1 : n + 1].reshape(1, n, 1, 1) * carry[:, None]
+        x = torch.matmul(matrix[:, None, :n, :n], block[None])  # [N, B, n, H·D]
+        if carry is not None:  # what the previous blocks left, decayed by c^(1..n)
+            x = x + matrix[:, None, :n, :1] * c[:, None, None, None] * carry[:, :, None]
         out.append(x)
-        carry = x[:, -1]
-    return torch.cat(out, dim=1) if out else a
+        carry = x[:, :, -1]
+    joined = torch.cat(out, dim=2) if out else flat[None].expand(len(c), -1, -1, -1)
+    return joined.reshape(len(c), *a.shape)
 
 
 def _hebbian(q, factors, initial_state, output_final_state):

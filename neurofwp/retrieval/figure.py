@@ -16,12 +16,15 @@ __all__ = ["draw", "figure", "label"]
 
 
 def label(model: str, d_key: int = 64) -> str:
-    """``dpfp2-sum`` → ``DPFP ν=2, sum (d_dot=256)``."""
+    """``dpfp2-sum`` → ``DPFP ν=2, sum (d_dot=256)``; ``dpfp2-triplet`` → ``DPFP ν=2, triplet @100 ms (d_dot=256)``."""
     spec = parse_model(model)
     if spec.update == "softmax":
         return "softmax attention"
     kind = {"linear": "linear (ELU+1)", "dpfp": f"DPFP ν={spec.order}", "favor": f"FAVOR+ m={spec.order}"}
-    rule = {"sum": "sum", "delta": "delta, learned β"}[spec.update]
+    if spec.update == "rule":
+        rule = f"{spec.rule}{', trained' if spec.trained else ''} @{spec.dt_ms:g} ms"
+    else:
+        rule = {"sum": "sum", "delta": "delta, learned β"}[spec.update]
     return f"{kind[spec.feature_map]}, {rule} (d_dot={spec.d_dot(d_key)})"
 
 

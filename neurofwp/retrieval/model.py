@@ -17,6 +17,19 @@ one-hot vector itself. With :math:`\phi` the feature map and a query key :math:`
 - ``softmax``: :math:`\hat y = \sum_t \mathrm{softmax}_t(k_t^\top q / \sqrt{d})\, \mathrm{onehot}(v_t)`,
   the upper reference.
 
+- ``*-<rule>`` (a spiking rule as the write rule, :mod:`neurofwp.plasticity.rate_reading`): the
+  pair :math:`(x_t)` is presented for ``dt_ms``; the key is the presynaptic activity
+  :math:`k_t = \bar\phi(W_k x_t)` (sum-normalised, as for the delta rule), the value the postsynaptic
+  activity :math:`v_t = \mathrm{onehot}(v_t) + W_v x_t` (``W_v`` trained from 0: the slow network
+  programs the values too), and the rule's rate reading writes the fast weights :math:`W_L`.
+  The read-out is L2-normalised, :math:`\hat y = W_L^\top \bar q / (\lVert W_L^\top \bar q \rVert + 10^{-6})`,
+  so that the rule's amplitudes (about 1 % per pairing for the fitted biological values) set the
+  pattern stored, not the scale read. Parameters are fixed (defaults, e.g. the values fitted to
+  biological data, or those of a rule file) or, with ``+trained``, the rule's ``free`` parameters
+  are trained with the slow network within their bounds (time constants on a log scale), and a
+  learning rate (a parameter called ``eta`` or described as a learning rate) is programmed per
+  step, :math:`\eta_t = \sigma(w_\eta^\top x_t + b_\eta)`.
+
 Feature maps by name: ``linear`` (ELU+1, size 64), ``dpfp<ν>`` (size 128ν), ``favor<m>``
 (FAVOR+ with m positive random features, redrawn at every forward pass as in the
 paper's code). The queries are read out by appending them as steps with zero keys, which
@@ -33,26 +46,59 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neurofwp.errors import UnknownNameError
+from neurofwp.errors import OutOfRangeError, UnknownNameError
+from neurofwp.plasticity.definition import Rule
+from neurofwp.plasticity.rate_reading import RateReading, rate_reading
+from neurofwp.plasticity.rules import RULES, resolve_rule
 from neurofwp.retrieval.task import Batch, RetrievalTask
 from neurofwp.tensor import feature_maps
 from neurofwp.tensor.rules import delta_rule, hebbian_rule
 
-__all__ = ["ModelSpec", "RetrievalModel", "parse_model", "MODEL_PATTERN"]
+__all__ = ["DT_MS", "MODEL_PATTERN", "ModelSpec", "RetrievalModel", "default_dt_ms", "learning_rate", "parse_model"]
 
 #: The model names :func:`parse_model` accepts.
-MODEL_PATTERN = "softmax, or <map>-<rule> with map linear | dpfp<nu> | favor<m> and rule sum | delta"
-_NAME = re.compile(r"(?P<map>linear|dpfp(?P<nu>[1-9]\d*)|favor(?P<m>[1-9]\d*))-(?P<update>sum|delta)")
+MODEL_PATTERN = (
+    "softmax, or <map>-<rule>[@<dt>ms][+trained] with map linear | dpfp<nu> | favor<m> and rule sum | delta "
+    "(tensor rules) or a spiking rule: a built-in name (stdp, triplet, ...) or rule:<built-in name or rule file path>"
+)
+_NAME = re.compile(
+    r"(?P<map>linear|dpfp(?P<nu>[1-9]\d*)|favor(?P<m>[1-9]\d*))-(?P<update>.+?)"
+    r"(?:@(?P<dt>\d+(?:\.\d*)?|\.\d+)ms)?(?P<trained>\+trained)?"
+)
+#: Presentation time of one pair for an event-driven rule (10 Hz); a clock-driven rule's default
+#: is its shortest trace time constant (Euler factor 0: the spiking delta rule is the delta rule).
+DT_MS = 100.0
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A parsed model name such as ``dpfp2-delta``."""
+    """A parsed model name such as ``dpfp2-delta`` or ``dpfp2-triplet+trained``."""
 
     name: str
     feature_map: str  # "linear", "dpfp", "favor" or "softmax"
     order: int  # DPFP nu or FAVOR+ m; 0 otherwise
-    update: str  # "sum", "delta" or "softmax"
+    update: str  # "sum", "delta", "softmax" or "rule" (a spiking rule's rate reading)
+    rule: str = ""  # for "rule": the built-in name or rule file path
+    dt_ms: float = 0.0  # for "rule": presentation time of one pair
+    trained: bool = False  # for "rule": its free parameters trained with the slow network
+
+    def reading(self) -> RateReading:
+        """The rate reading of the write rule (``update == "rule"``)."""
+        rule = resolve_rule(self.rule)
+        return rate_reading(rule, free=rule.free if self.trained else ())
+
+    def describe(self) -> str:
+        """The write rule and how its parameters are set (stored with the results)."""
+        if self.update != "rule":
+            return {"sum": "Hebbian (sum)", "delta": "delta, learned beta", "softmax": "softmax attention"}[self.update]
+        reading = self.reading()
+        if self.trained:
+            rate = learning_rate(reading.rule)
+            programmed = f"; learning rate {rate} programmed per step" if rate else ""
+            how = f"trained: {', '.join(n for n in reading.free if n != rate) or 'none'}{programmed}"
+        else:
+            how = "fixed: " + ", ".join(f"{n}={v:g}" for n, v in reading.fixed)
+        return f"rule {reading.rule.name} ({reading.form} form), dt={self.dt_ms:g} ms, parameters {how}"
 
     def d_dot(self, d_key: int) -> int:
         """Size of the fast-weight key space :math:`\\phi(k)`."""
@@ -63,8 +109,28 @@ class ModelSpec:
         return d_key
 
 
+def learning_rate(rule: Rule) -> str:
+    """The rule's learning-rate parameter (named ``eta`` or described as a learning rate), or ``""``."""
+    for p in rule.parameters:
+        if p.name == "eta" or p.description.lower().startswith("learning rate"):
+            return p.name
+    return ""
+
+
+def default_dt_ms(rule: Rule) -> float:
+    """:data:`DT_MS` for an event-driven rule; a clock-driven rule's shortest trace time constant."""
+    if not rule.clock_driven:
+        return DT_MS
+    by_symbol = {p.symbol: p for p in rule.parameters}
+    return min(by_symbol[t.tau].default for t in rule.traces)
+
+
 def parse_model(name: str) -> ModelSpec:
-    """``softmax`` or ``<map>-<rule>`` (see :data:`MODEL_PATTERN`)."""
+    """``softmax`` or ``<map>-<rule>[@<dt>ms][+trained]`` (see :data:`MODEL_PATTERN`).
+
+    A spiking rule's reading is derived here, so a rule that is not an outer-product write
+    raises :class:`~neurofwp.plasticity.definition.RuleError` before any training.
+    """
     if name == "softmax":
         return ModelSpec(name, "softmax", 0, "softmax")
     match = _NAME.fullmatch(name) if isinstance(name, str) else None
@@ -72,7 +138,27 @@ def parse_model(name: str) -> ModelSpec:
         raise UnknownNameError("retrieval model", name, [MODEL_PATTERN])
     kind = match["map"].rstrip("0123456789")
     order = int(match["nu"] or match["m"] or 0)
-    return ModelSpec(name, kind, order, match["update"])
+    update = match["update"]
+    if update in ("sum", "delta"):
+        if match["dt"] or match["trained"]:
+            raise UnknownNameError("retrieval model", name, [MODEL_PATTERN])
+        return ModelSpec(name, kind, order, update)
+    if update.startswith("rule:"):
+        rule = resolve_rule(update[len("rule:") :])
+    elif update in RULES:
+        rule = RULES[update]
+    else:
+        raise UnknownNameError("retrieval model", name, [MODEL_PATTERN])
+    dt_ms = float(match["dt"]) if match["dt"] else default_dt_ms(rule)
+    if not dt_ms > 0:
+        raise OutOfRangeError(f"retrieval model {name!r}: the presentation time must be > 0 ms")
+    source = update[len("rule:") :] if update.startswith("rule:") else update
+    spec = ModelSpec(name, kind, order, "rule", source, dt_ms, bool(match["trained"]))
+    reading = spec.reading()  # not an outer-product write: RuleError now
+    if rule.clock_driven:  # the Euler factor 1 - dt/tau must stay >= 0
+        probe = torch.zeros(1, 1, 1, 1, dtype=torch.float64)
+        reading.traces(probe, probe, dt_ms=dt_ms)
+    return spec
 
 
 class RetrievalModel(nn.Module):
@@ -87,6 +173,23 @@ class RetrievalModel(nn.Module):
         self.to_key = nn.Linear(embedding + n_values, d_key)
         self.to_query = nn.Linear(embedding, d_key)
         self.to_beta = nn.Linear(embedding + n_values, 1) if spec.update == "delta" else None
+        self.reading: RateReading | None = None
+        self.to_value: nn.Linear | None = None
+        self.to_rate: nn.Linear | None = None
+        self.rule_parameters = nn.ParameterDict()
+        if spec.update == "rule":
+            self.reading = spec.reading()
+            self.to_value = nn.Linear(embedding + n_values, n_values)
+            nn.init.zeros_(self.to_value.weight)  # values start as the one-hot vectors
+            nn.init.zeros_(self.to_value.bias)
+            rate = learning_rate(self.reading.rule) if spec.trained else ""
+            if rate:
+                self.to_rate = nn.Linear(embedding + n_values, 1)
+            for name in self.reading.free:
+                if name != rate:
+                    p = self.reading.rule.parameter(name)
+                    start = math.log(p.default) if p.is_time else p.default
+                    self.rule_parameters[name] = nn.Parameter(torch.tensor(start))
         nn.init.normal_(self.key_embedding.weight, 0.0, 1.0)
         if spec.update == "softmax":
             nn.init.xavier_uniform_(self.to_key.weight)
@@ -117,6 +220,8 @@ class RetrievalModel(nn.Module):
         if isinstance(self.phi, feature_maps.FavorPlus):
             self.phi.resample_(self._favor_generator)
         phi_k, phi_q = self.phi(keys), self.phi(queries)
+        if self.spec.update == "rule":
+            return self._rule_forward(pairs, one_hot, phi_k, phi_q)
         if self.spec.update == "delta":
             phi_k, phi_q = feature_maps.sum_normalize(phi_k), feature_maps.sum_normalize(phi_q)
         # Queries become extra steps with zero keys: they write nothing and read the final memory.
@@ -132,3 +237,33 @@ class RetrievalModel(nn.Module):
             beta = torch.cat([beta, beta.new_zeros(beta.shape[0], n_queries)], dim=1)[:, :, None]
             out, _ = delta_rule(q, k, v, beta)
         return out[:, -n_queries:, 0]
+
+    def rule_values(self, pairs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The trained rule parameters within their bounds (time constants from a log scale, at least
+        ``dt_ms`` for a clock-driven rule), and with ``pairs`` the programmed learning rate ``[B, L, 1]``."""
+        assert self.reading is not None
+        rule = self.reading.rule
+        values = {}
+        for name, raw in self.rule_parameters.items():
+            p = rule.parameter(name)
+            low, high = p.bounds
+            if p.is_time:
+                low = max(low, self.spec.dt_ms) if rule.clock_driven else low
+                log_low = math.log(low) if low > 0 else -math.inf
+                values[name] = torch.exp(torch.clamp(raw, log_low, math.log(high)))
+            else:
+                values[name] = torch.clamp(raw, low, high)
+        if self.to_rate is not None and pairs is not None:
+            p = rule.parameter(learning_rate(rule))
+            values[p.name] = min(1.0, p.bounds[1]) * torch.sigmoid(self.to_rate(pairs))
+        return values
+
+    def _rule_forward(self, pairs, one_hot, phi_k, phi_q) -> torch.Tensor:
+        assert self.reading is not None and self.to_value is not None
+        keys, queries = feature_maps.sum_normalize(phi_k), feature_maps.sum_normalize(phi_q)
+        values = one_hot + self.to_value(pairs)
+        memory = self.reading.final_state(
+            keys[:, :, None], values[:, :, None], dt_ms=self.spec.dt_ms, parameters=self.rule_values(pairs)
+        )
+        out = torch.einsum("bkv,bqk->bqv", memory[:, 0], queries)
+        return out / (out.norm(dim=-1, keepdim=True) + 1e-6)

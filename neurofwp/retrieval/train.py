@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 import neurofwp
 from neurofwp import sweeps
 from neurofwp.errors import OutOfRangeError
+from neurofwp.plasticity.rules import resolve_rule
 from neurofwp.retrieval.model import RetrievalModel, parse_model
 from neurofwp.retrieval.task import RetrievalTask
 
@@ -206,8 +207,13 @@ def sweep(
         },
     )
     dataset["S"].attrs.update(units="1", long_name="number of unique keys S")
-    dataset["d_dot"] = ("model", [parse_model(m).d_dot(config.d_key) for m in dataset.model.values], {"units": "1"})
-    dataset = dataset.set_coords("d_dot")
+    specs = [parse_model(m) for m in dataset.model.values]
+    dataset["d_dot"] = ("model", [spec.d_dot(config.d_key) for spec in specs], {"units": "1"})
+    # what writes the fast weights, and how its parameters are set; a spiking rule's full text
+    dataset["write_rule"] = ("model", [spec.describe() for spec in specs], {"long_name": "write rule"})
+    texts = [resolve_rule(spec.rule).to_toml() if spec.update == "rule" else "" for spec in specs]
+    dataset["rule_toml"] = ("model", texts, {"long_name": "rule file text of a spiking write rule"})
+    dataset = dataset.set_coords(["d_dot", "write_rule", "rule_toml"])
     if "evaluation" in dataset.dims:
         dataset = dataset.assign_coords(
             evaluation=("evaluation", config.eval_every * (1 + np.arange(dataset.sizes["evaluation"])), {"units": "1"})
