@@ -13,6 +13,7 @@ import torch
 import xarray as xr
 
 from neurofwp import retrieval as rt
+from neurofwp.analysis import capacity
 from neurofwp.errors import UnknownNameError
 from neurofwp.io import save_netcdf
 from neurofwp.plasticity.definition import RuleError
@@ -96,3 +97,50 @@ def test_sweep_states_the_rule_and_its_parameters(tmp_path):
     assert 'name = "triplet"' in str(result.rule_toml.sel(model="dpfp1-triplet").values)
     with xr.open_dataset(save_netcdf(result, tmp_path / "rules.nc")) as saved:
         assert list(saved.write_rule.values) == list(described.values())
+
+
+# the untrained capacity curve with spiking rules ----------------------------------------------------
+
+
+def test_capacity_curve_of_a_spiking_rule_is_its_formula():
+    """stdp at 100 ms per pair, error after the best gain g = sum r.v / sum r.r."""
+    curve = capacity.retrieval_curve(
+        [5, 9], d_key=6, d_value=4, rules=["stdp"], feature_maps_=["identity"], seeds=[2], show_progress=False
+    )
+    generator = torch.Generator().manual_seed(2)
+    raw = torch.randn(9, 6, generator=generator, dtype=torch.float64)
+    values = torch.randn(9, 4, generator=generator, dtype=torch.float64) / 2.0
+    keys = torch.nn.functional.normalize(raw, dim=-1)
+    c_plus, c_minus = math.exp(-100 / 16.8), math.exp(-100 / 33.7)
+    for count in (5, 9):
+        memory = torch.zeros(6, 4, dtype=torch.float64)
+        x, y = torch.zeros(6, dtype=torch.float64), torch.zeros(4, dtype=torch.float64)
+        for t in range(count):
+            x = c_plus * x + keys[t]
+            memory = memory + 0.01 * torch.outer(x, values[t]) - 0.0105 * torch.outer(keys[t], y)
+            y = c_minus * (y + values[t])
+        recalled = keys[:count] @ memory
+        target = values[:count]
+        gain = float((recalled * target).sum() / (recalled**2).sum())
+        expected = float(((gain * recalled - target) ** 2).sum() / (target**2).sum())
+        assert float(curve.sel(rule="stdp", n_pairs=count).item()) == pytest.approx(expected, rel=1e-10)
+
+
+def test_capacity_per_rule():
+    rules = ["hebbian", "delta", "stdp", "triplet", "rule:delta"]
+    result = capacity.capacity(rules, seeds=range(2))
+    assert list(result.rule.values) == rules and result.dtype.kind == "i"
+    curve = capacity.retrieval_curve(
+        capacity.CAPACITY_PAIRS, rules=["hebbian"], feature_maps_=["dpfp"], seeds=range(2), show_progress=False,
+        best_gain=True,
+    ).mean("seed")  # fmt: skip
+    solved = curve.n_pairs.values[(curve.sel(rule="hebbian", feature_map="dpfp") <= 0.25).values]
+    assert int(result.sel(rule="hebbian")) == solved.max()
+    # the triplet write v ⊙ o2 is gated by the postsynaptic unit's earlier activity, which one-shot pairs lack
+    assert int(result.sel(rule="triplet")) < int(result.sel(rule="hebbian"))
+    with pytest.raises(UnknownNameError, match="unknown rule 'nonsense'"):
+        capacity.capacity(["nonsense"])
+    with pytest.raises(RuleError, match="stdp-nearest"):
+        capacity.capacity(["stdp-nearest"])
+    with pytest.raises(ValueError, match="threshold"):
+        capacity.capacity(["hebbian"], threshold=1.5)

@@ -14,6 +14,21 @@ cross-talk :math:`\sum_{j \ne i} (\phi(k_i)^\top \phi(k_j)) v_j`, so its error g
 :math:`(S - 1)/D_k` for random unit keys even below :math:`D_k`; the delta rule
 (:math:`\beta = 1`) overwrites what is stored under each key, so it recalls the most
 recent pairs exactly and degrades gracefully past :math:`D_k`. No training is involved.
+
+Any spiking rule writes too, through its rate reading (:mod:`neurofwp.plasticity.rate_reading`):
+one pair per step of :func:`neurofwp.retrieval.model.default_dt_ms` (100 ms for an event-driven
+rule), keys as presynaptic and values as postsynaptic activity, parameters at their defaults (or a
+rule file's). Its amplitudes (about 1 % per pairing for the fitted biological values) scale what is
+recalled, so its error is taken after the best single read-out gain ``g``,
+
+.. math::
+
+    E(S) = \min_g \frac{\sum_i \lVert g\, r_i - v_i \rVert^2}{\sum_i \lVert v_i \rVert^2}
+         = 1 - \frac{(\sum_i r_i^\top v_i)^2}{\sum_i \lVert r_i \rVert^2 \sum_i \lVert v_i \rVert^2} \in [0, 1],
+
+(:math:`r_i = W^\top \phi(k_i)`), the counterpart of the L2-normalised read-out of the trained
+retrieval models. :func:`capacity` condenses a curve into one number per rule: the largest ``S``
+whose mean error is at most a threshold.
 """
 
 from __future__ import annotations
@@ -27,17 +42,37 @@ from tqdm.auto import tqdm
 
 import neurofwp
 from neurofwp.errors import OutOfRangeError, UnknownNameError
+from neurofwp.plasticity.rate_reading import RateReading, rate_reading
+from neurofwp.plasticity.rules import RULES as SPIKING_RULES
+from neurofwp.retrieval.model import default_dt_ms
 from neurofwp.tensor import feature_maps
 from neurofwp.tensor.rules import delta_rule, hebbian_rule
 
 RULES = ("hebbian", "delta")
 BETA_GRID = np.union1d(np.round(np.geomspace(0.02, 2.0, 25), 4), [1.0])
+#: How a spiking rule is named here: a built-in name other than ``delta`` (the tensor rule above),
+#: or ``rule:<built-in name or rule file path>`` (``rule:delta`` is the spiking delta rule).
+SPIKING = "a built-in spiking rule (stdp, triplet, ...) or rule:<name or rule file path>"
+
+
+def spiking_reading(rule: str) -> RateReading | None:
+    """The rate reading a rule name here stands for; None for ``hebbian``, ``delta``, ``delta-fitted-beta``."""
+    if rule in (*RULES, "delta-fitted-beta"):
+        return None
+    if rule.startswith("rule:"):
+        return rate_reading(rule[len("rule:") :])
+    if rule in SPIKING_RULES:
+        return rate_reading(rule)
+    raise UnknownNameError("rule", rule, [*RULES, "delta-fitted-beta", SPIKING])
 
 
 def _store_and_recall(rule: str, keys: torch.Tensor, values: torch.Tensor, beta: float) -> torch.Tensor:
     """Write ``keys [S, Dk]``/``values [S, Dv]`` in order, return the recalled values ``[S, Dv]``."""
     k = keys[None, :, None, :]
     v = values[None, :, None, :]
+    reading = spiking_reading(rule)
+    if reading is not None:
+        return keys @ reading.final_state(k, v, dt_ms=default_dt_ms(reading.rule))[0, 0]
     if rule == "hebbian":
         _, state = hebbian_rule(k, k, v, output_final_state=True)
     else:
@@ -59,6 +94,7 @@ def retrieval_curve(
     seeds: Iterable[int] = range(3),
     show_progress: bool = True,
     fitted_beta: bool = False,
+    best_gain: bool = False,
 ) -> xr.DataArray:
     """Retrieval error :math:`E(S)` for every rule × feature map × seed × number of pairs.
 
@@ -66,7 +102,8 @@ def retrieval_curve(
         n_pairs: the numbers of stored pairs S to try.
         d_key: raw key size before the feature map (DPFP turns it into ``2·nu·d_key``).
         d_value: value size.
-        rules: ``"hebbian"`` and/or ``"delta"``.
+        rules: ``"hebbian"``, ``"delta"`` and any spiking rule (:data:`SPIKING`; error after the
+            best read-out gain, module docstring).
         feature_maps_: ``"identity"``, ``"elu+1"``, ``"dpfp"``, ``"favor+"``.
         dpfp_nu: order of DPFP.
         beta: learning rate of the delta rule.
@@ -75,6 +112,8 @@ def retrieval_curve(
         fitted_beta: add the rule ``"delta-fitted-beta"``: the delta rule with the learning rate
             that minimises the retrieval error for each S (grid over β in [0.02, 2]), the
             best a single learned β can do.
+        best_gain: take every rule's error after its best read-out gain (spiking rules always are),
+            so that all rules are on one scale in [0, 1].
 
     Returns:
         DataArray ``retrieval_error`` with dims ``(rule, feature_map, seed, n_pairs)`` and
@@ -90,8 +129,7 @@ def retrieval_curve(
         raise OutOfRangeError("seeds must name at least one seed")
     n_pairs = [int(s) for s in n_pairs]
     for rule in rules:
-        if rule not in RULES and rule != "delta-fitted-beta":
-            raise UnknownNameError("rule", rule, RULES)
+        spiking_reading(rule)  # unknown names and rules that are not outer-product writes raise here
     if not n_pairs or min(n_pairs) < 1:
         raise OutOfRangeError(f"n_pairs must be a non-empty list of counts >= 1, got {n_pairs}")
     maps_built = {}
@@ -114,16 +152,14 @@ def retrieval_curve(
                 target = values[:count]
                 if rules[r] == "delta-fitted-beta":
                     candidates = [
-                        float(
-                            ((_store_and_recall("delta", keys[:count], target, b) - target) ** 2).sum()
-                            / (target**2).sum()
-                        )
+                        _error(_store_and_recall("delta", keys[:count], target, b), target, gain=best_gain)
                         for b in BETA_GRID
                     ]
                     errors[r, m, s, p] = min(candidates)
                 else:
                     recalled = _store_and_recall(rules[r], keys[:count], target, beta)
-                    errors[r, m, s, p] = float(((recalled - target) ** 2).sum() / (target**2).sum())
+                    gain = best_gain or spiking_reading(rules[r]) is not None
+                    errors[r, m, s, p] = _error(recalled, target, gain=gain)
                 bar.update()
 
     return xr.DataArray(
@@ -144,6 +180,61 @@ def retrieval_curve(
             "d_value": d_value,
             "dpfp_nu": dpfp_nu,
             "beta": beta,
+            "best_gain": int(best_gain),
+            "neurofwp_version": neurofwp.__version__,
+        },
+    )
+
+
+def _error(recalled: torch.Tensor, target: torch.Tensor, *, gain: bool) -> float:
+    """Relative squared error; with ``gain`` after the best scalar gain (module docstring)."""
+    if gain:
+        energy = float((recalled**2).sum())
+        if energy > 0:
+            recalled = recalled * (float((recalled * target).sum()) / energy)
+    return float(((recalled - target) ** 2).sum() / (target**2).sum())
+
+
+#: The S grid of :func:`capacity`.
+CAPACITY_PAIRS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+
+
+def capacity(
+    rules: Iterable[str],
+    *,
+    threshold: float = 0.25,
+    n_pairs: Sequence[int] = CAPACITY_PAIRS,
+    d_key: int = 64,
+    feature_map: str = "dpfp",
+    seeds: Iterable[int] = range(3),
+) -> xr.DataArray:
+    """Capacity of each rule: the largest S of ``n_pairs`` whose mean retrieval error over ``seeds``
+    (:func:`retrieval_curve` with ``best_gain=True``, so every rule is on one scale; ``feature_map``
+    with ``d_key`` raw key size) is at most ``threshold``; 0 where even the smallest S is above it.
+    DataArray ``capacity`` with dim ``rule``.
+    """
+    if not 0 < threshold < 1:
+        raise OutOfRangeError(f"threshold must lie in (0, 1), got {threshold}")
+    curve = retrieval_curve(
+        n_pairs, d_key=d_key, d_value=d_key, rules=rules, feature_maps_=(feature_map,), seeds=seeds,
+        show_progress=False, best_gain=True,
+    )  # fmt: skip
+    mean = curve.sel(feature_map=feature_map).mean("seed")
+    sizes = np.asarray(curve.n_pairs.values)
+    largest = [int(sizes[solved].max()) if solved.any() else 0 for solved in (mean.values <= threshold)]
+    return xr.DataArray(
+        largest,
+        dims=("rule",),
+        coords={"rule": curve.rule.values},
+        name="capacity",
+        attrs={
+            "units": "1",
+            "long_name": f"largest number of stored pairs S with mean retrieval error <= {threshold:g}",
+            "threshold": threshold,
+            "feature_map": feature_map,
+            "d_key": d_key,
+            "d_fast": int(curve.d_fast.sel(feature_map=feature_map)),
+            "n_seeds": int(curve.sizes["seed"]),
             "neurofwp_version": neurofwp.__version__,
         },
     )
