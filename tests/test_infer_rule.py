@@ -3,12 +3,17 @@ bad recordings, the command, and recovery from data drawn from the GLM itself.""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
+import xarray as xr
+from click.testing import CliRunner
 
 from neurofwp.plasticity import get_rule, torch_backend
-from neurofwp.recordings import Recording, naive, plastic
+from neurofwp.recordings import Recording, RecordingError, infer_rules, naive, plastic
+from neurofwp.recordings.command import infer_rule_command
 
 # A short recording with dense pairings: every term of every rule matters.
 DURATION_S = 2.0
@@ -37,7 +42,7 @@ def test_scan_equals_the_plain_loop(name, likelihood):
     trains = plastic.check_trains(short_trains())
     free = list(PARAMETERS[name])
     bounds = {n: rule.parameter(n).bounds for n in free}
-    options = dict(bin_ms=1.0, history_lags=3, coupling_tau_ms=4.0, likelihood=likelihood, dt_ms=0.1)
+    options = dict(bin_ms=1.0, history_lags=3, coupling_tau_ms=2.0, likelihood=likelihood, dt_ms=0.1)
     end_bin = int(DURATION_S * 1000)
     glms = {
         method: plastic.PlasticGLM(trains, rule, free=free, held={}, bounds=bounds, method=method, **options)
@@ -83,3 +88,157 @@ def test_weights_scan_equals_loop_with_trajectory_samples():
         loop, _ = plastic.weights_before(rule, tensors, events, method="loop")
         np.testing.assert_allclose(scan.numpy(), loop.numpy(), rtol=0, atol=1e-12)
         assert float((scan - 1).abs().max()) > 1e-3  # the weights moved
+
+
+# ---------------------------------------------------------------------------------------- recovery
+
+RECOVERY_S = 150.0
+TRUTH = {"A_plus": 0.006, "A_minus": 0.006}
+
+
+def presynaptic(seed=1, units=8, duration_s=RECOVERY_S):
+    rng = np.random.default_rng(seed)
+    return {f"u{i}": np.sort(rng.uniform(0, duration_s, rng.poisson(8 * duration_s))) for i in range(units)}
+
+
+def drawn(rule):
+    """Spikes of a GLM neuron (15 Hz baseline, refractory history) driven by 8 inputs whose couplings (w0 from
+    -1 to 1.2: causal pairings differ from unit to unit, which separates A_plus from A_minus) follow ``rule``."""
+    w0 = np.linspace(-1.0, 1.2, 8)
+    return plastic.simulate(
+        rule, presynaptic(), RECOVERY_S, baseline=np.log(15e-3), w0=w0, history=[-1.0, -0.5], parameters=TRUTH, seed=2
+    )
+
+
+def test_plastic_couplings_are_recovered():
+    """Data drawn from the GLM with pair STDP: the true amplitudes lie inside the 95 % intervals, the plastic
+    model predicts held-out spikes better than the static one and the likelihood ratio rejects static."""
+    result = infer_rules(drawn("stdp"), ["stdp"], history_lags=2, starts=2)
+    for name, value in TRUTH.items():
+        row = result.sel(model="stdp")
+        assert str(row[f"{name}_laplace_status"].values) == "ok"
+        assert float(row[f"{name}_ci95_low"]) < value < float(row[f"{name}_ci95_high"]), name
+    bits = result.bits_per_spike
+    assert float(bits.sel(model="stdp")) > float(bits.sel(model="static")) + 0.005
+    assert float(result.lr_p_value.sel(model="stdp")) < 1e-3
+    assert int(result.lr_dof.sel(model="stdp")) == 2
+    # the inferred trajectories moved and carry units; static ones are flat
+    assert float(result.weight.sel(model="stdp").std("time").mean()) > 0.05
+    assert float(result.weight.sel(model="static").std("time").max()) < 1e-12
+    assert result.weight.attrs["units"] == "1" and result.time.attrs["units"] == "s"
+
+
+def test_no_false_discovery_on_static_couplings():
+    """Static couplings: plasticity is not detected and does not predict held-out spikes better."""
+    result = infer_rules(drawn(None), ["stdp"], history_lags=2, starts=2)
+    assert float(result.lr_p_value.sel(model="stdp")) > 0.05
+    assert float(result.lr_statistic.sel(model="stdp")) >= -1e-6  # the quiescent start is the static fit
+    bits = result.bits_per_spike
+    assert float(bits.sel(model="stdp")) < float(bits.sel(model="static")) + 0.002
+    assert np.isnan(float(result.A_plus.sel(model="static")))
+
+
+# ---------------------------------------------------------------------------------------- bad input
+
+
+def save_npz(path, post, pre, duration_s=5.0):
+    np.savez(
+        path, spike_times_s=post, duration_s=duration_s, **{f"input_spike_times_s__{k}": v for k, v in pre.items()}
+    )
+    return path
+
+
+GOOD_POST = np.sort(np.random.default_rng(0).uniform(0, 5, 60))
+GOOD_PRE = np.sort(np.random.default_rng(1).uniform(0, 5, 40))
+
+
+@pytest.mark.parametrize(
+    "post, pre, message",
+    [
+        (GOOD_POST[::-1], {"a": GOOD_PRE}, r"postsynaptic neuron \(spike_times_s\): spike times are not sorted"),
+        (GOOD_POST, {"a": GOOD_PRE - 1.0}, r"presynaptic unit 'a': spike time -\d.* s is negative"),
+        (GOOD_POST, {"a": GOOD_PRE, "b": np.zeros(0)}, "presynaptic unit 'b' has no spikes"),
+        (np.zeros(0), {"a": GOOD_PRE}, r"postsynaptic neuron \(spike_times_s\) has no spikes"),
+        (GOOD_POST, {"a": np.append(GOOD_PRE, 7.5)}, r"spike at 7.5 s lies outside the recording \(duration 5 s\)"),
+    ],
+    ids=["unsorted", "negative", "empty-pre", "empty-post", "outside"],
+)
+def test_bad_recordings_are_rejected_and_nothing_is_written(tmp_path, post, pre, message):
+    path = save_npz(tmp_path / "bad.npz", post, pre)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(infer_rule_command, [str(path), "--rule", "stdp", "--out", str(out), "--no-progress"])
+    assert isinstance(result.exception, RecordingError), result.output
+    assert str(path) in str(result.exception)
+    assert re.search(message, str(result.exception)), str(result.exception)
+    assert not out.exists()
+
+
+def test_missing_units_are_named(tmp_path):
+    from datetime import UTC, datetime
+
+    from pynwb import NWBHDF5IO, NWBFile
+
+    nwb = NWBFile(session_description="test", identifier="infer", session_start_time=datetime.now(UTC))
+    for unit, train in ((3, GOOD_POST), (5, GOOD_PRE), (8, GOOD_PRE[::2])):
+        nwb.add_unit(spike_times=train, id=unit)
+    path = tmp_path / "session.nwb"
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwb)
+    from neurofwp import recordings
+
+    loaded = recordings.load(path, 3, ["8"])
+    assert list(loaded.input_spike_times_s) == ["unit8"] and np.allclose(loaded.spike_times_s, GOOD_POST)
+    out = tmp_path / "out"
+    for args, message in (
+        (["--post", "4", "--pre", "5"], "no unit with id 4"),
+        (["--post", "3", "--pre", "5,9"], "no presynaptic unit with id 9"),
+        (["--post", "3", "--pre", "3"], "unit 3 is the postsynaptic unit"),
+    ):
+        result = CliRunner().invoke(infer_rule_command, [str(path), *args, "--rule", "stdp", "--out", str(out)])
+        assert isinstance(result.exception, RecordingError) and message in str(result.exception), result.output
+        assert str(path) in str(result.exception)
+    npz = save_npz(tmp_path / "r.npz", GOOD_POST, {"a": GOOD_PRE})
+    result = CliRunner().invoke(infer_rule_command, [str(npz), "--pre", "b", "--rule", "stdp", "--out", str(out)])
+    assert isinstance(result.exception, RecordingError) and "no input spike train 'b'" in str(result.exception)
+    assert not out.exists()
+
+
+def test_api_rejects_bad_requests():
+    recording = short_trains()
+    with pytest.raises(RecordingError, match="no presynaptic unit 'zz'"):
+        infer_rules(recording, ["stdp"], pre=["zz"])
+    with pytest.raises(RecordingError, match="no unit 'zz' to be postsynaptic"):
+        infer_rules(recording, ["stdp"], post="zz")
+    with pytest.raises(Exception, match="listed twice"):
+        infer_rules(recording, ["stdp", "stdp"])
+    with pytest.raises(Exception, match="neuromodulator"):
+        infer_rules(recording, ["stdp-modulated"])
+    with pytest.raises(Exception, match="both free and fixed"):
+        infer_rules(recording, ["stdp"], free={"stdp": ["A_plus"]}, fixed={"stdp": {"A_plus": 0.1}})
+
+
+# ---------------------------------------------------------------------------------------- command
+
+
+def test_command_writes_the_inference(tmp_path):
+    rng = np.random.default_rng(4)
+    pre = {f"n{i}": np.sort(rng.uniform(0, 40.0, 300)) for i in range(3)}
+    recording = plastic.simulate("stdp", pre, 40.0, baseline=np.log(0.02), w0=[0.8, 0.2, -0.5], parameters=TRUTH)
+    path = save_npz(tmp_path / "cell.npz", recording.spike_times_s, recording.input_spike_times_s, 40.0)
+    out = tmp_path / "out"
+    arguments = [str(path), "--rule", "stdp", "--rule", "triplet", "--out", str(out), "--starts", "1", "--no-progress"]
+    result = CliRunner().invoke(infer_rule_command, arguments)
+    assert result.exit_code == 0, result.output
+    assert "held-out" in result.output and "LR vs static" in result.output
+    saved = xr.open_dataset(out / "inference.nc", engine="h5netcdf")
+    with saved:
+        assert list(saved.model.values) == ["stdp", "triplet", "static"]
+        assert saved.bits_per_spike.dims == ("model",) and saved.bits_per_spike.attrs["units"] == "bit/spike"
+        assert saved.weight.dims == ("model", "input", "time") and list(saved.input.values) == ["n0", "n1", "n2"]
+        # a parameter of one rule is NaN for the others; its interval follows the fit's convention
+        assert np.isnan(saved.A3_plus.sel(model="stdp")) and np.isfinite(saved.A3_plus.sel(model="triplet"))
+        assert np.isnan(saved.A_plus.sel(model="static")) and saved.tau_plus_ms.attrs["units"] == "ms"
+        assert {"A_plus_ci95_low", "A_plus_ci95_high", "A_plus_laplace_status"} <= set(saved.data_vars)
+        assert str(saved.tau_plus_ms_laplace_status.sel(model="stdp").values) == "fixed"
+    for stem in ("inference_weights", "inference_models"):
+        assert (out / f"{stem}.png").is_file() and (out / f"{stem}.svg").is_file()

@@ -18,7 +18,10 @@ import torch
 from neurofwp.plasticity import torch_backend
 from neurofwp.plasticity.rules import Rule
 from neurofwp.protocols import POST, PRE
-from neurofwp.recordings.plastic import COUPLING_SPAN, SpikeTrains
+from neurofwp.recordings.plastic import SpikeTrains
+
+# The kernel is summed to where it has decayed to e^-40 (below float64 resolution relative to 1).
+SPAN = 40.0
 
 
 def presynaptic_factors(
@@ -76,7 +79,7 @@ def log_likelihood(
     end_ms = end_bin * bin_ms
     post = trains.post_ms
     counts = np.bincount((post[post < end_ms] // bin_ms).astype(np.int64), minlength=end_bin)[:end_bin]
-    span = max(1, math.ceil(COUPLING_SPAN * coupling_tau_ms / bin_ms))
+    span = max(1, math.ceil(SPAN * coupling_tau_ms / bin_ms))
     coupling: list[list[torch.Tensor]] = [[] for _ in range(end_bin)]
     for unit, pre in enumerate(trains.pre_ms):
         pre = pre[pre < end_ms]

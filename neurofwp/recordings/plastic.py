@@ -10,8 +10,8 @@ The postsynaptic spike counts :math:`y_t` in bins of :math:`\Delta` ms are Poiss
 
 with the baseline b, the spike-history filter h, the stimulus filter g (when the recording
 has a stimulus s, binned and z-scored), and the coupling from each presynaptic unit i: every
-presynaptic spike at s adds an exponential kernel (time constant :math:`\tau_c`, cut at
-:data:`COUPLING_SPAN` time constants) from the first bin after it, scaled by the weight
+presynaptic spike at s adds an exponential kernel (time constant :math:`\tau_c`, read at the bins'
+starts) from the first bin after it, scaled by the weight
 :math:`w_i(s) = w_{0,i}\, m_i(s^-)`. :math:`m_i` is the weight trajectory of the rule, started at 1
 and driven by unit i's spikes (pre) and the postsynaptic spikes (post), read just before the spike
 it delivers (like Brian2's ``on_pre = 'g += w; ...'``); for a rule with a ``response`` (short-term
@@ -78,7 +78,7 @@ LIKELIHOODS = ("poisson", "bernoulli")
 METHODS = ("auto", "scan", "loop")
 STATIC = "static"
 SAMPLE = torch_backend.NONE  # an event kind that changes nothing: where a trajectory is sampled
-COUPLING_SPAN = 10.0  # the coupling kernel is cut where it has decayed to e^-10
+RUNAWAY = 5.0  # a simulated log rate (or logit) per bin above this: e^5 = 148 spikes per bin
 HESSIAN_STEP = 1e-5  # central-difference step of the Laplace Hessian (unit-cube / natural coordinates)
 # At equal times pre, then post (as in the protocols), then trajectory samples (the value after both).
 assert PRE < POST < SAMPLE
@@ -269,15 +269,15 @@ def _weights_scan(rule: Rule, values, events: Events) -> torch.Tensor:
     return affine_prefix(scale, shift)[..., 0]
 
 
-def affine_prefix(scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    r"""``x_e`` of :math:`x_e = a_e x_{e-1} + b_e` from :math:`x_{-1} = 1` along dim 1, for ``scale`` a and
-    ``shift`` b; the maps composed by a parallel prefix scan (Hillis–Steele, log2(E) rounds)."""
+def affine_prefix(scale: torch.Tensor, shift: torch.Tensor, initial: float = 1.0) -> torch.Tensor:
+    r"""``x_e`` of :math:`x_e = a_e x_{e-1} + b_e` from :math:`x_{-1}` = ``initial`` along dim 1, for
+    ``scale`` a and ``shift`` b; the maps composed by a parallel prefix scan (Hillis–Steele, log2(E) rounds)."""
     span = 1
     while span < scale.shape[1]:
         shift = torch.cat([shift[:, :span], scale[:, span:] * shift[:, :-span] + shift[:, span:]], dim=1)
         scale = torch.cat([scale[:, :span], scale[:, span:] * scale[:, :-span]], dim=1)
         span *= 2
-    return scale + shift
+    return scale * initial + shift
 
 
 def _weights_loop(rule: Rule, values, events: Events) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -317,14 +317,95 @@ def _weights_loop(rule: Rule, values, events: Events) -> tuple[torch.Tensor, tor
 # The GLM ----------------------------------------------------------------------------------------
 
 
-def _causal(signal: torch.Tensor, kernel: torch.Tensor, first_lag: int) -> torch.Tensor:
-    r""":math:`\sum_k \text{kernel}_k\, \text{signal}_{c, t - k - \text{first\_lag}}` summed over channels c,
-    ``signal [C, T]``, ``kernel [C, K]`` → ``[T]``."""
-    channels, length = signal.shape
-    size = kernel.shape[1]
-    padded = torch.nn.functional.pad(signal[None], (size - 1 + first_lag, 0))
-    out = torch.nn.functional.conv1d(padded, torch.flip(kernel, [1])[None])
-    return out[0, 0, :length]
+def exponential_filter(kicks: torch.Tensor, decay: float, block: int) -> torch.Tensor:
+    r""":math:`u_t = \sum_{j \le t} a^{t-j} x_j`, i.e. :math:`u_t = a u_{t-1} + x_t`, a = ``decay``, from
+    ``kicks`` :math:`x_t a^{-(t \bmod \text{block})}` (``[T]``, scaled as :func:`block_scale` says).
+
+    In blocks of ``block`` bins, :math:`u_{k,i} = a^i (\operatorname{cumsum}_i(a^{-i} x) + a\, c_k)`
+    with :math:`c_k` the value at the end of the previous block, carried from block to block by the
+    affine prefix scan; ``block`` is small enough that :math:`a^{-\text{block}}` stays far from overflow,
+    and each term keeps the precision of the sum it belongs to.
+    """
+    length = kicks.shape[0]
+    blocks = -(-length // block)
+    x = torch.nn.functional.pad(kicks, (0, blocks * block - length)).reshape(blocks, block)
+    sums = torch.cumsum(x, dim=1)
+    ends = (decay ** (block - 1) * sums[:, -1])[None]  # each block's end without what came before it
+    carried = affine_prefix(torch.full_like(ends, decay**block), ends, initial=0.0)[0]
+    into = torch.cat([torch.zeros_like(carried[:1]), carried[:-1]])[:, None]
+    powers = decay ** torch.arange(block, dtype=kicks.dtype)
+    return (powers * (sums + decay * into)).reshape(-1)[:length]
+
+
+def block_scale(bins: np.ndarray, decay: float, block: int) -> np.ndarray:
+    """The factor :math:`a^{-(t \bmod \text{block})}` of a kick in bin t (see :func:`exponential_filter`)."""
+    return decay ** -(np.asarray(bins) % block).astype(float)
+
+
+class _Gathered:
+    """Event-driven rules in parallel form, the cheap way: each trace scanned along its source's own spikes
+    (the postsynaptic train once for every unit), and read at the other side's spikes from the last
+    source spike before them (pre ≤ t at a post spike, post < s at a pre spike: pre first at equal times)."""
+
+    def __init__(self, post_ms: np.ndarray, pre_ms: Sequence[np.ndarray]):
+        count, longest = len(pre_ms), max(len(t) for t in pre_ms)
+        padded = np.zeros((count, longest))
+        mask = np.zeros((count, longest), dtype=bool)
+        for i, t in enumerate(pre_ms):
+            padded[i, : len(t)], padded[i, len(t) :] = t, (t[-1] if len(t) else 0.0)
+            mask[i, : len(t)] = True
+        self.pre_mask = torch.as_tensor(mask)
+        self.pre_elapsed = torch.as_tensor(np.diff(padded, axis=1, prepend=padded[:, :1]))
+        self.post_elapsed = torch.as_tensor(np.diff(post_ms, prepend=post_ms[:1]))[None]
+        self.post_fired = torch.ones_like(self.post_elapsed, dtype=torch.bool)
+        # the last pre spike at or before each post spike, and the last post spike before each pre spike
+        last_pre = np.stack([np.searchsorted(t, post_ms, side="right") - 1 for t in pre_ms])  # [N, P]
+        self.pre_at_post = torch.as_tensor(np.maximum(last_pre, 0))
+        self.has_pre = torch.as_tensor(last_pre >= 0)
+        self.gap_pre_at_post = torch.as_tensor(post_ms[None] - np.take_along_axis(padded, np.maximum(last_pre, 0), 1))
+        last_post = np.searchsorted(post_ms, padded, side="left") - 1  # [N, S]
+        self.post_at_pre = torch.as_tensor(np.maximum(last_post, 0))
+        self.has_post = torch.as_tensor(last_post >= 0)
+        clipped = post_ms[np.maximum(last_post, 0)] if len(post_ms) else np.zeros_like(padded)
+        self.gap_post_at_pre = torch.as_tensor(padded - clipped)
+        self.n_post = len(post_ms)
+
+    def factors(self, rule: Rule, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """m(s^-) at every presynaptic spike, unit by unit in time order (flat)."""
+        dtype = next(iter(values.values())).dtype
+        at_pre, at_post = {}, {}
+        for trace in rule.traces:
+            rate = 1.0 / values[trace.tau]
+            if trace.source == "pre":
+                before = torch_backend._traces_before(self.pre_elapsed, self.pre_mask, rate, trace.reset)[..., 0]
+                after = torch.ones_like(before) if trace.reset else before + 1.0
+                read = torch.gather(after, 1, self.pre_at_post) * torch.exp(-self.gap_pre_at_post * rate)
+                at_pre[trace.name], at_post[trace.name] = before, torch.where(self.has_pre, read, 0.0)
+            else:
+                if self.n_post == 0:
+                    at_post[trace.name] = torch.zeros((1, 0), dtype=dtype)
+                    at_pre[trace.name] = torch.zeros_like(self.gap_post_at_pre)
+                    continue
+                before = torch_backend._traces_before(self.post_elapsed, self.post_fired, rate, trace.reset)[..., 0]
+                after = torch.ones_like(before) if trace.reset else before + 1.0
+                read = after[0][self.post_at_pre] * torch.exp(-self.gap_post_at_pre * rate)
+                at_post[trace.name], at_pre[trace.name] = before, torch.where(self.has_post, read, 0.0)
+        changes = []
+        for traces, expression in ((at_pre, rule.on_pre), (at_post, rule.on_post)):
+            namespace: dict = dict(values) | traces
+            for name, text, _unit in rule.summed:
+                namespace[name] = evaluate(text, namespace)
+            for name, text in rule.helpers:
+                namespace[name] = evaluate(text, namespace)
+            changes.append(torch.as_tensor(evaluate(expression, namespace), dtype=dtype))
+        shape_pre, shape_post = self.pre_mask.shape, (self.pre_mask.shape[0], self.n_post)
+        on_pre = torch.where(self.pre_mask, changes[0].expand(shape_pre), 0.0)
+        on_post = changes[1].expand(shape_post)
+        weight = 1.0 + torch.cumsum(on_pre, dim=1) - on_pre
+        if self.n_post:
+            from_post = torch.gather(torch.cumsum(on_post, dim=1), 1, self.post_at_pre)
+            weight = weight + torch.where(self.has_post, from_post, 0.0)
+        return weight[self.pre_mask]
 
 
 class PlasticGLM:
@@ -358,6 +439,8 @@ class PlasticGLM:
         post = trains.post_ms
         counts = np.bincount((post[post < self.n_bins * bin_ms] // bin_ms).astype(np.int64), minlength=self.n_bins)
         self.counts = torch.as_tensor(counts[: self.end_bin], dtype=torch.float64)
+        self.spiking = torch.as_tensor(np.flatnonzero(counts[: self.end_bin]))
+        self.spiking_counts = self.counts[self.spiking]
         self.spike_bins = self.counts if likelihood == "poisson" else (self.counts > 0).to(torch.float64)
         self.constant = float(torch.lgamma(self.counts + 1).sum()) if likelihood == "poisson" else 0.0
         self.stimulus = None if stimulus is None else torch.as_tensor(stimulus[: self.end_bin].T, dtype=torch.float64)
@@ -371,9 +454,18 @@ class PlasticGLM:
         keep = first < self.end_bin
         self.kept = torch.as_tensor(np.flatnonzero(keep))
         self.first = torch.as_tensor(first[keep])
-        self.phase = torch.as_tensor(np.exp(-(first[keep] * bin_ms - flat[keep]) / coupling_tau_ms))
-        span = max(1, math.ceil(COUPLING_SPAN * coupling_tau_ms / bin_ms))
-        self.kernel = torch.exp(-torch.arange(span, dtype=torch.float64) * bin_ms / coupling_tau_ms)[None]
+        self.decay = math.exp(-bin_ms / coupling_tau_ms)
+        # blocks of the exponential filter: decay^-block at most e^50
+        self.block = int(min(4096, max(1, 50.0 * coupling_tau_ms / bin_ms)))
+        phase = np.exp(-(first[keep] * bin_ms - flat[keep]) / coupling_tau_ms)
+        self.phase = torch.as_tensor(phase * block_scale(first[keep], self.decay, self.block))
+        # spike history: every spiking bin b adds count_b * h_k to bin b + k
+        spiking = np.flatnonzero(counts[: self.end_bin])
+        targets = spiking[:, None] + np.arange(1, history_lags + 1)[None]
+        inside = targets < self.end_bin
+        self.history_targets = torch.as_tensor(targets[inside])
+        self.history_lag = torch.as_tensor(np.broadcast_to(np.arange(history_lags), targets.shape)[inside])
+        self.history_count = torch.as_tensor(np.broadcast_to(counts[spiking][:, None], targets.shape)[inside])
         self.free = list(free)
         self.held = dict(held or {})
         self.bounds = dict(bounds or {})
@@ -381,10 +473,13 @@ class PlasticGLM:
         self.span = np.array([self.bounds[n][1] - self.bounds[n][0] for n in self.free])
         self.method = "static"
         self.events = None
+        self.gathered = None
         if rule is not None:
             self.method = method if method != "auto" else ("scan" if parallel_form(rule) else "loop")
             grid = dt_ms if rule.clock_driven else None
             self.events = Events(post_used, pre, grid_ms=grid, samples_ms=samples_ms)
+            if self.method == "scan" and not rule.clock_driven and parallel_form(rule):
+                self.gathered = _Gathered(post_used, pre)
         sizes = [1, history_lags, self.stimulus_lags * (0 if stimulus is None else stimulus.shape[1])]
         sizes += [self.n_inputs, len(self.free)]
         self.sizes = sizes
@@ -420,6 +515,8 @@ class PlasticGLM:
         assert self.events is not None
         values = self.rule_values(parts["unit"])
         tensors, _size = torch_backend.parameter_tensors(self.rule, values, torch.float64)
+        if self.gathered is not None:
+            return self.gathered.factors(self.rule, tensors)
         weights, response = weights_before(self.rule, tensors, self.events, method=self.method)
         rows, columns = self.events.pre_rows, self.events.pre_columns
         factor = weights[rows, columns]
@@ -430,26 +527,35 @@ class PlasticGLM:
     def eta(self, theta: torch.Tensor) -> torch.Tensor:
         """The log rate (or logit) of every bin before ``end_bin``."""
         parts = self.split(theta)
-        eta = parts["baseline"] + torch.zeros(self.end_bin, dtype=torch.float64)
-        if self.history_lags:
-            eta = eta + _causal(self.counts[None], parts["history"][None], 1)
-        if self.stimulus is not None and self.stimulus_lags:
-            eta = eta + _causal(self.stimulus, parts["stimulus"].reshape(self.stimulus.shape[0], -1), 0)
+        return self._without_baseline(parts) + parts["baseline"]
+
+    def _without_baseline(self, parts: Mapping[str, torch.Tensor]) -> torch.Tensor:
         efficacy = parts["w0"][self.pre_unit]
         factor = self.efficacy(parts)
         if factor is not None:
             efficacy = efficacy * factor
-        drive = torch.zeros(self.end_bin, dtype=torch.float64).index_add(
+        kicks = torch.zeros(self.end_bin, dtype=torch.float64).index_add(
             0, self.first, efficacy[self.kept] * self.phase
         )
-        return eta + _causal(drive[None], self.kernel, 0)
+        eta = exponential_filter(kicks, self.decay, self.block)  # a fresh tensor: the additions below are in place
+        if self.history_lags:
+            eta.index_add_(0, self.history_targets, parts["history"][self.history_lag] * self.history_count)
+        if self.stimulus is not None and self.stimulus_lags:
+            filters = parts["stimulus"].reshape(self.stimulus.shape[0], -1)  # [channels, lags]
+            for lag in range(self.stimulus_lags):
+                eta[lag:] += filters[:, lag] @ self.stimulus[:, : self.end_bin - lag]
+        return eta
 
     def log_likelihood(self, theta: torch.Tensor) -> torch.Tensor:
         """Log-likelihood (nats) of the bins before ``end_bin``."""
-        eta = self.eta(theta)
-        if self.likelihood == "poisson":
-            return (self.counts * eta - torch.exp(eta)).sum() - self.constant
-        return (self.spike_bins * eta - torch.nn.functional.softplus(eta)).sum()
+        parts = self.split(theta)
+        rest = self._without_baseline(parts)
+        baseline = parts["baseline"][0]
+        if self.likelihood == "poisson":  # sum_t y_t eta_t over the spiking bins only; e^b outside the sum
+            spikes = (self.spiking_counts * rest[self.spiking]).sum() + baseline * self.spiking_counts.sum()
+            return spikes - torch.exp(baseline) * torch.exp(rest).sum() - self.constant
+        eta = rest + baseline
+        return (eta[self.spiking]).sum() - torch.nn.functional.softplus(eta).sum()
 
     def value_and_gradient(self, theta: np.ndarray, scale: float = 1.0) -> tuple[float, np.ndarray]:
         """``-log L / scale`` and its gradient (for the optimiser)."""
@@ -557,6 +663,24 @@ def _minimise(model: PlasticGLM, start: np.ndarray, scale: float, max_iterations
         options={"maxiter": max_iterations},
     )  # fmt: skip
     return np.asarray(outcome.x), float(outcome.fun)
+
+
+def start_points(rule: Rule, model: PlasticGLM, starts: int, seed: int) -> list[np.ndarray]:
+    """Rule-parameter starts in the unit cube: the quiescent point (every free parameter that is not a time
+    at the value of its bounds nearest 0, times at their defaults: no weight change for rules whose
+    amplitudes vanish there, so the fit starts from the static GLM's likelihood), then the rule's defaults,
+    then uniform draws from ``seed``."""
+    defaults = rule.defaults()
+    quiet = []
+    for i, name in enumerate(model.free):
+        low, high = model.low[i], model.low[i] + model.span[i]
+        value = defaults[name] if rule.parameter(name).is_time else min(max(0.0, low), high)
+        quiet.append(value)
+    points = [np.array([(v - model.low[i]) / model.span[i] for i, v in enumerate(quiet)])]
+    points.append(np.clip([(defaults[n] - model.low[i]) / model.span[i] for i, n in enumerate(model.free)], 0, 1))
+    rng = np.random.default_rng(seed)
+    points += [rng.uniform(0, 1, len(model.free)) for _ in range(max(0, starts - 2))]
+    return points[:starts]
 
 
 def _laplace(model: PlasticGLM, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -702,10 +826,7 @@ def infer_rules(
             trains, request.rule, end_bin=split, free=request.free, held=request.held, bounds=request.bounds,
             method=method, **options,
         )  # fmt: skip
-        rng = np.random.default_rng(seed)
-        defaults = request.rule.defaults()
-        first = np.clip([(defaults[n] - model.low[i]) / model.span[i] for i, n in enumerate(model.free)], 0, 1)
-        units = [first] + [rng.uniform(0, 1, len(model.free)) for _ in range(starts - 1)]
+        units = start_points(request.rule, model, starts, seed)
         best = None
         for unit in units:
             theta, value = _minimise(model, np.concatenate([static_theta, unit]), train_spikes, max_iterations)
@@ -928,9 +1049,9 @@ def simulate(
     if weights0.shape != (len(names),):
         raise OutOfRangeError(f"w0 needs one value per presynaptic train ({len(names)}), got shape {weights0.shape}")
     n_bins = int(duration_s * 1000.0 // bin_ms)
-    span = max(1, math.ceil(COUPLING_SPAN * coupling_tau_ms / bin_ms))
-    kernel = np.exp(-np.arange(span) * bin_ms / coupling_tau_ms)
-    drive = np.zeros(n_bins + span + 1)
+    decay = math.exp(-bin_ms / coupling_tau_ms)
+    kicks = np.zeros(n_bins + 1)
+    coupling = 0.0
     counts = np.zeros(n_bins)
     post: list[float] = []
     # pre spikes by bin: (time, unit), in time order
@@ -942,12 +1063,18 @@ def simulate(
     starts = np.searchsorted(bins, np.arange(n_bins + 1))
     state = None if rule is None else _RuleState(rule, parameters, len(names), dt_ms)
     for t in range(n_bins):
-        eta = baseline + drive[t]
+        coupling = decay * coupling + kicks[t]
+        eta = baseline + coupling
         for k, h in enumerate(lags, start=1):
             if t - k >= 0:
                 eta += h * counts[t - k]
+        if eta > RUNAWAY:
+            raise OutOfRangeError(
+                f"the simulated log rate reached {eta:.3g} per bin at {t * bin_ms / 1000.0:g} s: the couplings ran "
+                "away (lower the rule's amplitudes or w0)"
+            )
         if likelihood == "poisson":
-            count = int(rng.poisson(math.exp(min(eta, 30.0))))
+            count = int(rng.poisson(math.exp(eta)))
         else:
             count = int(rng.uniform() < 1.0 / (1.0 + math.exp(-eta)))
         counts[t] = count
@@ -963,7 +1090,7 @@ def simulate(
             if kind == PRE:
                 first = t + 1
                 phase = math.exp(-(first * bin_ms - s) / coupling_tau_ms)
-                drive[first : first + span] += weights0[unit] * factor * phase * kernel
+                kicks[first] += weights0[unit] * factor * phase
     return Recording(
         np.asarray(post) / 1000.0,
         duration_s,

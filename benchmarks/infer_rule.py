@@ -1,0 +1,89 @@
+"""Time of one log-likelihood-and-gradient evaluation of the plastic-coupling GLM (neurofwp infer-rule).
+
+A 10-minute recording: 100 presynaptic Poisson units at 1.5 Hz and a postsynaptic train at
+10 Hz (about 96 000 spikes), 1 ms bins, 5 history lags, float64. Peers in the same run: the
+static GLM (constant couplings), each rule by prefix scans, and the event loop (the
+reference) on a shorter recording, scaled per event. Prints seconds per evaluation.
+
+Usage: python benchmarks/infer_rule.py [--minutes 10] [--units 100] [--repeats 5] [--rules stdp,triplet,delta]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import torch
+
+from neurofwp.plasticity import get_rule
+from neurofwp.recordings import Recording, plastic
+
+
+def recording(minutes: float, units: int, seed: int = 0) -> Recording:
+    rng = np.random.default_rng(seed)
+    duration = minutes * 60.0
+    post = np.sort(rng.uniform(0, duration, rng.poisson(10.0 * duration)))
+    pre = {f"u{i}": np.sort(rng.uniform(0, duration, rng.poisson(1.5 * duration))) for i in range(units)}
+    return Recording(post, duration, input_spike_times_s=pre, source="benchmark")
+
+
+def model(trains, name: str | None, method: str = "auto") -> plastic.PlasticGLM:
+    rule = None if name is None else get_rule(name)
+    free = [] if rule is None else list(rule.free)
+    bounds = {} if rule is None else {n: rule.parameter(n).bounds for n in free}
+    return plastic.PlasticGLM(
+        trains, rule, bin_ms=1.0, history_lags=5, coupling_tau_ms=5.0, likelihood="poisson",
+        free=free, held={} if rule is None else {k: v for k, v in rule.defaults().items() if k not in free},
+        bounds=bounds, method=method, dt_ms=0.1,
+    )  # fmt: skip
+
+
+def seconds_per_evaluation(glm: plastic.PlasticGLM, repeats: int) -> float:
+    theta = np.zeros(glm.n_parameters)
+    theta[0] = -4.6
+    theta[1 + 5 : 1 + 5 + len(glm.trains.pre_ms)] = 0.3
+    theta[glm.n_parameters - len(glm.free) :] = 0.3
+    glm.value_and_gradient(theta)  # warm-up
+    began = time.perf_counter()
+    for _ in range(repeats):
+        glm.value_and_gradient(theta)
+    return (time.perf_counter() - began) / repeats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--units", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rules", default="stdp,triplet,delta")
+    parser.add_argument("--loop-seconds", type=float, default=5.0, help="length of the loop's recording")
+    args = parser.parse_args()
+    data = recording(args.minutes, args.units)
+    trains = plastic.check_trains(data)
+    spikes = len(trains.post_ms) + sum(len(t) for t in trains.pre_ms)
+    print(
+        f"{args.minutes:g} min, {args.units} presynaptic units, {spikes} spikes ({len(trains.post_ms)} post), "
+        f"1 ms bins; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"load {os.getloadavg()[0]:.2f}"
+    )
+    print(f"  static GLM:                  {seconds_per_evaluation(model(trains, None), args.repeats):7.3f} s")
+    for name in args.rules.split(","):
+        glm = model(trains, name)
+        print(f"  {name:<8} ({glm.method}):{'':<12}{seconds_per_evaluation(glm, args.repeats):7.3f} s")
+    short = recording(args.loop_seconds / 60.0, args.units)
+    short_trains = plastic.check_trains(short)
+    for name in args.rules.split(","):
+        glm = model(short_trains, name, "loop")
+        loop = seconds_per_evaluation(glm, 1)
+        assert glm.events is not None
+        scale = model(trains, name).events.kinds.shape[1] / glm.events.kinds.shape[1]  # type: ignore[union-attr]
+        print(
+            f"  {name:<8} (event loop, {args.loop_seconds:g} s recording): {loop:7.3f} s, "
+            f"about {loop * scale:7.1f} s scaled to the full recording"
+        )
+
+
+if __name__ == "__main__":
+    main()
