@@ -18,6 +18,7 @@ from neurofwp.errors import UnknownNameError
 from neurofwp.io import save_netcdf
 from neurofwp.plasticity.definition import RuleError
 from neurofwp.plasticity.rules import RULES
+from neurofwp.sweeps import SweepError
 from neurofwp.tensor import feature_maps
 
 TINY = rt.TrainConfig(max_steps=30, batch_size=8, eval_every=10, eval_sequences=2)
@@ -144,3 +145,14 @@ def test_capacity_per_rule():
         capacity.capacity(["stdp-nearest"])
     with pytest.raises(ValueError, match="threshold"):
         capacity.capacity(["hebbian"], threshold=1.5)
+
+
+def test_store_knows_the_rule_text(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text(RULES["stdp"].to_toml())
+    store = str(tmp_path / "cells")
+    rt.sweep(1, [f"linear-rule:{path}"], [4], config=TINY, store=store, progress=False)
+    rt.sweep(1, [f"linear-rule:{path}"], [4], config=TINY, store=store, progress=False)  # the same: resumes
+    path.write_text(RULES["stdp"].to_toml().replace("default = 0.01\n", "default = 0.02\n", 1))
+    with pytest.raises(SweepError, match="differs in: rules"):
+        rt.sweep(1, [f"linear-rule:{path}"], [4], config=TINY, store=store, progress=False)

@@ -10,6 +10,7 @@ evaluations, or at ``max_steps``. A cell's result is the best evaluation loss.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -136,8 +137,13 @@ def train(
     }
 
 
-def run_cell(coords: dict, *, setting: int, seed: int, config: dict, device: str = "cpu") -> dict:
-    """Sweep task: train ``coords["model"]`` at ``coords["S"]`` (seed offset by S so cells differ)."""
+def run_cell(
+    coords: dict, *, setting: int, seed: int, config: dict, device: str = "cpu", rules: dict | None = None
+) -> dict:
+    """Sweep task: train ``coords["model"]`` at ``coords["S"]`` (seed offset by S so cells differ).
+
+    ``rules`` (model → hash of its spiking rule's text) only marks the sweep's store: a rule file
+    edited between two runs makes the stored cells another sweep's."""
     return train(
         setting,
         coords["model"],
@@ -174,6 +180,14 @@ def sweep(
     if not models or not num_keys:
         raise OutOfRangeError("a sweep needs at least one model and one S")
     options: dict[str, Any] = {"setting": setting, "seed": seed, "config": asdict(config)}
+    specs = {name: parse_model(name) for name in models}
+    hashes = {
+        name: hashlib.sha256(resolve_rule(spec.rule).to_toml().encode()).hexdigest()[:16]
+        for name, spec in specs.items()
+        if spec.update == "rule"
+    }
+    if hashes:  # only then, so that the stores of sweeps without spiking rules keep their fingerprint
+        options["rules"] = hashes
     cells = [{"model": m, "S": int(s)} for m in models for s in num_keys]
     cell_store = sweeps.CellStore(store, options) if store is not None else None
     results = sweeps.run(
