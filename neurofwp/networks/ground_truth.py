@@ -17,8 +17,9 @@ fixed: ``rule=None``). Two neurons make the data:
   (``coupling_tau_ms``), and the weight a presynaptic spike delivers
   :math:`w_i(s) = w_{0,i}\, m_i(s^-)`, read just before the spike's own update (as Brian2's
   ``on_pre = 'ge += w; ...'``). :math:`m_i` starts at 1 and follows the rule, driven by input
-  i's spikes and the GLM's own output spikes, stepped by the torch backend's reading of the rule
-  (:mod:`neurofwp.plasticity.torch_backend`): traces relax exactly between events, a spike's
+  i's spikes and the GLM's own output spikes, stepped as the torch backend steps the rule
+  (:mod:`neurofwp.plasticity.torch_backend`; on numpy arrays, equal to it in the tests): traces
+  relax exactly between events, a spike's
   change is read before its own trace increment, simultaneous pre and post spikes are taken pre
   first; clock-driven rules (a drift, the ``delta`` rule) run Euler steps of ``dt_ms`` with every
   event at the nearest step and their postsynaptic sums taken per synapse, as in a protocol. A
@@ -54,11 +55,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import xarray as xr
 
 import neurofwp
-from neurofwp.errors import OutOfRangeError, ShapeError
+from neurofwp.errors import NeurofwpError, OutOfRangeError, ShapeError
 from neurofwp.io import atomic_path, check_writable, save_netcdf
 from neurofwp.plasticity.rules import Rule, check_time_step, resolve_rule
 from neurofwp.recordings.loaders import Recording
@@ -164,21 +164,32 @@ def _weights(initial_weight, n_inputs: int) -> np.ndarray:
 
 
 class _RuleState:
-    """``m_i`` of ``N`` synapses onto one neuron under ``rule`` (from 1), advanced event by event by the
-    torch backend's reading of the rule; clock-driven rules on a grid of ``dt_ms`` steps."""
+    r"""``m_i`` of ``N`` synapses onto one neuron under ``rule`` (from 1), stepped event by event.
+
+    The steps of the torch backend (:mod:`neurofwp.plasticity.torch_backend`, checked against it in
+    the tests), on numpy arrays: a generator steps once per spike, where torch's per-call cost
+    would dominate. Between events the traces relax exactly, :math:`tr \leftarrow rest + (tr - rest)
+    e^{-\Delta t/\tau}`; a spike evaluates the rule's ``on_pre``/``on_post`` (after its helpers and
+    per-synapse sums) on the traces before its own update, adds it to ``m``, then bumps, resets or
+    ``on_spike``-updates the spiking side's traces. Clock-driven rules: steps of ``dt_ms``,
+    :math:`m \leftarrow m \prod_j (1 + dt\, g(tr\, c^j))` over a gap, :math:`c = 1 - dt/\tau`,
+    :math:`g` the drift at ``w = 1`` (it is linear in ``w``).
+    """
 
     def __init__(self, rule: Rule, parameters: Mapping[str, float], count: int, dt_ms: float):
-        from neurofwp.plasticity.torch_backend import _rest, parameter_tensors
+        from neurofwp.plasticity.expressions import evaluate
 
+        if rule.response is not None:
+            raise NeurofwpError(
+                f"rule {rule.name!r} has a response (short-term plasticity); the generator models w only"
+            )
         self.rule, self.count, self.dt_ms = rule, count, dt_ms
-        self.values, _size = parameter_tensors(rule, parameters, dtype=torch.float64)
-        self.weight = torch.ones(count, 1, dtype=torch.float64)
-        self.rests = {t.name: _rest(t, self.values, count, 1, torch.float64, None) for t in rule.traces}
-        self.traces = dict(self.rests)
-        self.taus = {t.name: self.values[t.tau] for t in rule.traces}
-        self.tau_ms = {name: float(tau.reshape(-1)[0]) for name, tau in self.taus.items()}  # one parameter set
-        self.at_zero = {t.name: t.rest == "0" for t in rule.traces}
-        self.ratios = {name: 1.0 - dt_ms / tau for name, tau in self.taus.items()}  # Euler decay per step
+        self.values = {p.symbol: float(parameters[p.name]) for p in rule.parameters}
+        self.weight: np.ndarray = np.ones(count)
+        self.rests = {t.name: float(evaluate(t.rest, dict(self.values))) for t in rule.traces}
+        self.traces: dict[str, np.ndarray] = {name: np.full(count, rest) for name, rest in self.rests.items()}
+        self.tau_ms = {t.name: self.values[t.tau] for t in rule.traces}
+        self.ratios = {name: 1.0 - dt_ms / tau for name, tau in self.tau_ms.items()}  # Euler decay per step
         self.position = 0.0  # ms, or steps of dt_ms for a clock-driven rule
 
     def position_of(self, time_ms: float) -> float:
@@ -187,56 +198,70 @@ class _RuleState:
 
     def advance(self, position: float) -> None:
         """Traces (and a drift) from the current position to ``position``."""
-        from neurofwp.plasticity.expressions import evaluate
-        from neurofwp.plasticity.torch_backend import WINDOW, _advance_clock, _relaxation, with_sums
-
         gap = position - self.position
         if gap <= 0:
             return
         self.position = position
         if self.rule.clock_driven:
-            if gap > WINDOW:
-                steps = torch.full((self.count, 1), int(gap), dtype=torch.int64)
-                self.weight, self.traces = _advance_clock(
-                    self.rule, self.values, self.weight, self.traces, self.ratios, steps, self.dt_ms
-                )
-                return
-            # the backend's Euler product over a short gap, w <- w prod_j (1 + dt g(tr c^j)), in one window
-            j = torch.arange(int(gap), dtype=torch.float64)
-            namespace: dict[str, torch.Tensor | float] = {k: v[..., None] for k, v in self.values.items()}
-            powers = {name: self.ratios[name][..., None] ** j for name in self.traces}
-            namespace.update({name: tr[..., None] * powers[name] for name, tr in self.traces.items()})
-            namespace["w"] = 1.0
-            assert self.rule.drift is not None
-            rate = torch.as_tensor(evaluate(self.rule.drift, with_sums(self.rule, namespace)), dtype=torch.float64)
-            self.weight = self.weight * torch.exp(torch.log1p(self.dt_ms * rate).sum(-1))
-            self.traces = {name: tr * self.ratios[name] ** int(gap) for name, tr in self.traces.items()}
+            self._drift(int(gap))
             return
-        elapsed = torch.tensor(gap, dtype=torch.float64)
-        relaxed = {}
         for name, tr in self.traces.items():
-            tau = self.tau_ms[name]
-            factor = math.exp(-gap / tau) if tau > 0 else _relaxation(elapsed, self.taus[name])
-            relaxed[name] = tr * factor if self.at_zero[name] else self.rests[name] + (tr - self.rests[name]) * factor
-        self.traces = relaxed
+            tau, rest = self.tau_ms[name], self.rests[name]
+            factor = math.exp(-gap / tau) if tau > 0 else 0.0  # a time constant of 0 relaxes at once
+            self.traces[name] = tr * factor if rest == 0 else rest + (tr - rest) * factor
 
-    def spike(self, pre: np.ndarray | None = None, post: bool = False) -> None:
-        """Spikes of the inputs ``pre`` (indices), or one of the neuron."""
-        from neurofwp.plasticity.torch_backend import NONE, _spike
-        from neurofwp.protocols import POST, PRE
+    def _drift(self, steps: int) -> None:
+        from neurofwp.plasticity.expressions import evaluate
+        from neurofwp.plasticity.torch_backend import NEGLIGIBLE, WINDOW, with_sums
 
-        if pre is not None:
-            kind = torch.full((self.count, 1), NONE, dtype=torch.int64)
-            kind[torch.as_tensor(pre)] = PRE
-        else:
-            kind = torch.full((self.count, 1), POST, dtype=torch.int64)
-        self.weight, self.traces, _ = _spike(self.rule, self.values, self.weight, self.traces, kind)
+        assert self.rule.drift is not None
+        log_factor, start = np.zeros(self.count), 0
+        while start < steps:
+            j = np.arange(start, min(steps, start + WINDOW), dtype=float)
+            namespace: dict = dict(self.values)
+            for name, tr in self.traces.items():
+                namespace[name] = tr[:, None] * self.ratios[name] ** j[None, :]
+            namespace["w"] = 1.0
+            rate = np.asarray(evaluate(self.rule.drift, with_sums(self.rule, namespace)), dtype=float)
+            log_factor += np.log1p(self.dt_ms * np.broadcast_to(rate, (self.count, len(j)))).sum(1)
+            start += WINDOW
+            if (
+                max(float(np.abs(tr).max()) * abs(self.ratios[n]) ** start for n, tr in self.traces.items())
+                < NEGLIGIBLE
+            ):
+                break  # the drift vanishes with the traces
+        self.weight = self.weight * np.exp(log_factor)
+        self.traces = {name: tr * self.ratios[name] ** steps for name, tr in self.traces.items()}
+
+    def spike(self, pre: int | None = None) -> None:
+        """A spike of input ``pre``, or (None) one of the neuron."""
+        from neurofwp.plasticity.expressions import evaluate
+        from neurofwp.plasticity.torch_backend import with_sums
+
+        rule, side = self.rule, "post" if pre is None else "pre"
+        rows = slice(None) if pre is None else pre
+        namespace: dict = dict(self.values)
+        namespace.update({name: tr[rows] for name, tr in self.traces.items()})
+        namespace["w"] = self.weight[rows]
+        namespace = with_sums(rule, namespace)
+        for name, expression in rule.helpers:
+            namespace[name] = evaluate(expression, namespace)
+        change = evaluate(rule.on_pre if pre is not None else rule.on_post, namespace)
+        bumped: dict[str, object] = {}
+        for trace in rule.traces:
+            if trace.source != side:
+                continue
+            if trace.on_spike:  # from the values before this spike, like every update of the spike
+                bumped[trace.name] = np.asarray(evaluate(trace.on_spike, namespace), dtype=float)
+            else:
+                bumped[trace.name] = 1.0 if trace.reset else namespace[trace.name] + 1.0
+        self.weight[rows] = self.weight[rows] + np.asarray(change, dtype=float)
+        for name, value in bumped.items():
+            self.traces[name][rows] = value
 
     def m(self, synapse: int | None = None) -> np.ndarray | float:
         """``m`` of every synapse, or of one."""
-        if synapse is not None:
-            return float(self.weight[synapse, 0])
-        return self.weight.detach().numpy()[:, 0].copy()
+        return float(self.weight[synapse]) if synapse is not None else self.weight.copy()
 
 
 # More expected spikes per bin than this: the weights have run away (a rule without a stabilising term)
@@ -340,10 +365,10 @@ def glm_neuron(
                 i = int(synapse[index])
                 amplitude[index] = w0[i] * (1.0 if state is None else state.m(i))
                 if state is not None:
-                    state.spike(pre=np.array([i]))
+                    state.spike(pre=i)
             elif kind == 1:
                 if state is not None:
-                    state.spike(post=True)
+                    state.spike()
             else:
                 sampled[index] = w0 * (1.0 if state is None else state.m())
         coupling = coupling * decay ** (last + 1 - k) + float(np.sum(amplitude[cursor:stop] * phase[cursor:stop]))
