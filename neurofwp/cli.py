@@ -295,30 +295,48 @@ def fit_command(
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="output folder")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def posterior_command(rule, data_csv, simulations, seed, free, fixes, bound_items, noise, out_dir, progress) -> None:
-    """Posterior of RULE's parameters given DATA by simulation-based inference (needs neurofwp[bayes])."""
+    """Posterior of RULE's parameters given DATA by simulation-based inference (needs neurofwp[bayes]).
+
+    Writes OUT/posterior.nc (samples, posterior predictive, calibration), the pair plot
+    (posterior.png) and the data with the best fit and the posterior predictive band (data_<DATA>.png)."""
+    from neurofwp import plotting
+    from neurofwp.analysis import figures
     from neurofwp.analysis import posterior as inference
-    from neurofwp.fit import fit
+    from neurofwp.analysis.compare import _gather, _resolve, fit_cell
     from neurofwp.io import save_netcdf
 
     folder = _output_folder(out_dir)
-    protocols, bounds, fixed = _protocols(data_csv), _bounds(bound_items), _parameters(fixes)
+    bounds, fixed = _bounds(bound_items), _parameters(fixes)
+    rules, tables, infos = _resolve([rule], [data_csv])
+    (rule_object,), (table,) = rules.values(), tables.values()
+    coords = {"rule": rule_object.name, "dataset": table.name}
     names = list(free) or None
+    cell = fit_cell(
+        coords, rules=rules, tables=tables, starts=3, seed=seed, cv=False, free=names, fixed=fixed, bounds=bounds
+    )
+    source = "given"
+    if noise is None:
+        noise, source = inference.default_noise(table, cell["E"])
     result = inference.posterior(
-        rule, protocols, simulations=simulations, seed=seed, noise=noise, show_progress=progress,
-        free=names, fixed=fixed, bounds=bounds,
+        rule_object, table, simulations=simulations, seed=seed, noise=noise, noise_source=source,
+        show_progress=progress, free=names, fixed=fixed, bounds=bounds,
     )  # fmt: skip
-    best = fit(rule, protocols, seed=seed, show_progress=False, free=names, fixed=fixed, bounds=bounds)
+    comparison = _gather(rules, tables, infos, [coords], [cell])
+    found = inference.summary(result, rule_object, table, cell["parameters"])
+    comparison = inference.add_to_comparison(comparison, [coords], [found], simulations)
     path = save_netcdf(result, folder / "posterior.nc")
-    drawn = inference.figure(result, best, folder / "posterior")
+    drawn = inference.pair_figure(comparison, coords["rule"], coords["dataset"], folder / "posterior", samples=result)
+    with plotting.style():
+        drawn += figures.dataset_figure(comparison, table.name, folder)
     click.echo(
         f"rule {result.attrs['rule']}: {simulations} simulations ({result.attrs['seconds_simulating']:.1f} s), "
-        f"training {result.attrs['seconds_training']:.1f} s"
+        f"training {result.attrs['seconds_training']:.1f} s; noise: {result.attrs['noise']}"
     )
     for name in result.parameter.values:
         low, median, high = np.quantile(result[name].values, [0.05, 0.5, 0.95])
         click.echo(
             f"  {name:<14} median {median:<10.4g} 90 % [{low:.4g}, {high:.4g}]   best fit "
-            f"{best.attrs['param_' + name]:.4g}; coverage of held-back simulations "
+            f"{cell['parameters'][str(name)]:.4g}; coverage of held-back simulations "
             f"{float(result.expected_coverage_90.sel(parameter=name)):.2f}"
         )
     click.echo(f"saved {path} and {', '.join(str(p) for p in drawn)}")
@@ -343,6 +361,15 @@ def posterior_command(rule, data_csv, simulations, seed, free, fixes, bound_item
 @click.option("--starts", default=3, show_default=True, help="random starts per fit")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--cv/--no-cv", default=True, show_default=True, help="leave-one-protocol-out cross-validation")
+@click.option(
+    "--posterior",
+    "posterior_simulations",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="also the posterior of every fitted cell by simulation-based inference with N simulations "
+    "(needs neurofwp[bayes]; about 1-2 min per cell at N = 10000) [default: off]",
+)
 @_parallel
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def compare(
@@ -352,6 +379,7 @@ def compare(
     starts: int,
     seed: int,
     cv: bool,
+    posterior_simulations: int | None,
     workers: int,
     scheduler: str | None,
     progress: bool,
@@ -371,6 +399,7 @@ def compare(
         starts=starts,
         seed=seed,
         cross_validate=cv,
+        posterior_simulations=posterior_simulations,
         store=str(folder / "cells_compare"),
         workers=workers,
         scheduler=scheduler,

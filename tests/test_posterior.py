@@ -39,7 +39,8 @@ def test_the_posterior_covers_the_parameters_that_made_the_data():
             "stdp", synthetic(0), simulations=1000, samples=2000, seed=0, free=["A_plus", "A_minus"],
             bounds={"A_plus": (0.0, 0.05), "A_minus": (0.0, 0.05)},
         )  # fmt: skip
-    assert set(result.data_vars) == {"A_plus", "A_minus", "expected_coverage_90"} and result.sizes["sample"] == 2000
+    assert set(result.data_vars) == {"A_plus", "A_minus", "expected_coverage_90", "data", "predictive"}
+    assert result.sizes["sample"] == 2000
     for name, value in TRUTH.items():
         low, high = np.quantile(result[name].values, [0.05, 0.95])
         assert low <= value <= high, (name, low, high)
@@ -60,7 +61,9 @@ def test_an_undertrained_posterior_is_flagged():
     assert result.attrs["calibrated"] == 0
 
 
-def test_the_callers_random_state_is_left_alone_and_the_seed_reproduces():
+def test_the_callers_random_state_is_left_alone_and_the_seed_reproduces(tmp_path, monkeypatch):
+    """Also: nothing is written into the working directory (sbi's default training logs would be)."""
+    monkeypatch.chdir(tmp_path)
     torch.manual_seed(123)
     before = torch.random.get_rng_state()
     kwargs = {"simulations": 600, "samples": 50, "seed": 3, "free": ["A_plus", "A_minus"], "held_back": 0}
@@ -68,6 +71,47 @@ def test_the_callers_random_state_is_left_alone_and_the_seed_reproduces():
     assert torch.equal(torch.random.get_rng_state(), before)
     second = posterior("stdp", synthetic(1), **kwargs)
     np.testing.assert_array_equal(first.A_plus.values, second.A_plus.values)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_simulation_batches_are_sweep_cells_that_resume_and_do_not_depend_on_the_workers(tmp_path):
+    """2100 simulations in two batches of 2000 and 100: stored as cells; a rerun on the store, and a run on two
+    worker processes, give the same simulations, hence the same posterior."""
+    from neurofwp.analysis.posterior import SIMULATION_BATCH, _simulate
+    from neurofwp.fit import prepare
+    from neurofwp.plasticity import get_rule
+
+    protocols, rule = synthetic(1), get_rule("stdp")
+    problem = prepare(rule, protocols, free=["A_plus", "A_minus"])
+    store = tmp_path / "cells"
+    arguments = (problem, rule, protocols, problem.scale, 5, SIMULATION_BATCH + 100, 0.1)
+    theta, x = _simulate(*arguments, 1, None, str(store), False)
+    assert sorted(p.name for p in store.iterdir()) == ["batch=0.json", "batch=1.json", "sweep.json"]
+    (store / "batch=1.json").unlink()  # as if interrupted before the last batch
+    again = _simulate(*arguments, 1, None, str(store), False)
+    pooled = _simulate(*arguments, 2, None, None, False)
+    for other in (again, pooled):
+        np.testing.assert_array_equal(theta.numpy(), other[0].numpy())
+        np.testing.assert_array_equal(x.numpy(), other[1].numpy())
+    # the simulations are the model plus noise of SD SEM: the residuals' SD is the SEM (2 %, 3 SE)
+    residual = (x - problem._model(theta).T).numpy()
+    assert abs(residual.std() - SEM) < 3 * SEM / np.sqrt(2 * residual.size)
+    assert theta.shape == (SIMULATION_BATCH + 100, 2)
+
+
+def test_the_posterior_predictive_brackets_the_model_of_its_samples():
+    """The stored predictive is the 5/50/95 % quantiles of the model under the posterior samples: recomputed
+    independently from the samples with the forward model (first 1000 samples), equal to 1e-10."""
+    from neurofwp.analysis.posterior import PREDICTIVE_SAMPLES
+
+    protocols = synthetic(2)
+    result = posterior("stdp", protocols, simulations=700, samples=1200, seed=1, free=["A_plus", "A_minus"])
+    kept = {name: result[name].values[:PREDICTIVE_SAMPLES] for name in ("A_plus", "A_minus")}
+    model = 100.0 * (simulate("stdp", protocols, kept) - 1.0)  # [protocols, samples]
+    expected = np.quantile(model, [0.05, 0.5, 0.95], axis=1)
+    np.testing.assert_allclose(result.predictive.values, expected, rtol=1e-10, atol=1e-10)
+    assert list(result.observation.values) == [p.name for p in protocols]
+    np.testing.assert_array_equal(result.data.values, [p.dw_percent for p in protocols])
 
 
 @pytest.mark.parametrize(
@@ -85,11 +129,18 @@ def test_bad_priors_and_settings_get_one_clear_error(options, error, message):
 
 
 def test_data_without_a_noise_level_need_one():
+    from neurofwp.analysis.posterior import default_noise
+
     bipoo = data.resolve("bipoo1998")  # one cell per row, no SEM
     with pytest.raises(NeurofwpError, match="bipoo1998 states no noise level"):
         posterior("stdp", bipoo, simulations=1000)
     with pytest.raises(OutOfRangeError, match="noise must be a finite SD > 0"):
         posterior("stdp", bipoo, simulations=1000, noise=-1.0)
+    # the stated default of the command and the comparison: the best fit's RMS residual, sqrt(E) (E = MSE)
+    assert default_noise(bipoo, 400.0) == (20.0, "the best fit's RMS residual")
+    assert default_noise(synthetic(0), 3.0)[0] is None  # data with SEMs keep them
+    with pytest.raises(NeurofwpError, match="bipoo1998 states no noise level .* leaves no residual"):
+        default_noise(bipoo, 0.0)
 
 
 def test_the_command_writes_samples_and_the_pair_plot(tmp_path):
@@ -107,7 +158,9 @@ def test_the_command_writes_samples_and_the_pair_plot(tmp_path):
     assert "A_plus" in result.output and "best fit" in result.output
     saved = xr.load_dataset(tmp_path / "out" / "posterior.nc")
     assert saved.A_plus.attrs["units"] == "1" and saved.sizes["sample"] == 5000
-    assert (tmp_path / "out" / "posterior.png").is_file() and (tmp_path / "out" / "posterior.svg").is_file()
+    assert saved.predictive.dims == ("quantile", "observation")
+    for name in ("posterior", "data_window"):  # the pair plot; the data with the fit and the predictive band
+        assert (tmp_path / "out" / f"{name}.png").is_file() and (tmp_path / "out" / f"{name}.svg").is_file()
 
 
 @pytest.mark.slow

@@ -88,17 +88,29 @@ def _model_percent(rule: Rule, protocols, parameters: dict[str, float]) -> np.nd
 
 
 def fit_cell(
-    coords: dict, *, rules: dict[str, Rule], tables: dict[str, ProtocolTable], starts: int, seed: int, cv: bool
+    coords: dict,
+    *,
+    rules: dict[str, Rule],
+    tables: dict[str, ProtocolTable],
+    starts: int,
+    seed: int,
+    cv: bool,
+    free: Sequence[str] | None = None,
+    fixed: dict[str, float] | None = None,
+    bounds: dict[str, tuple[float, float]] | None = None,
 ) -> dict:
     """Sweep task: fit ``coords["rule"]`` to ``coords["dataset"]`` and judge the fit (see the module docstring).
 
     The model's values are per observation: ``dw_model`` (percent, per protocol) for weight changes,
     ``amplitude_model`` (per measured response, in the order of :func:`neurofwp.observations.observations`)
     for train responses; the same for the leave-one-out predictions (``dw_cv``, ``amplitude_cv``).
+    ``free``, ``fixed`` and ``bounds`` are passed to :func:`neurofwp.fit.fit` (default: the rule's).
     """
     rule, table = rules[coords["rule"]], tables[coords["dataset"]]
     trains = is_train_table(table)
-    result = fit(rule, table, starts=starts, seed=seed, show_progress=False)
+    result = fit(
+        rule, table, starts=starts, seed=seed, show_progress=False, free=free, fixed=fixed, bounds=bounds
+    )  # fmt: skip
     fitted = _parameters(result, rule)
     free = list(result.parameter.values)
     cell: dict = {
@@ -177,6 +189,7 @@ def compare(
     seed: int = 0,
     cross_validate: bool = True,
     capacity_pairs: Sequence[int] = (8, 16, 32, 48, 64, 96, 128, 192, 256),
+    posterior_simulations: int | None = None,
     store: str | None = None,
     workers: int = 1,
     scheduler: str | None = None,
@@ -194,6 +207,14 @@ def compare(
     run in this process, on ``workers`` local processes or on a dask ``scheduler``, and
     with ``store`` (a folder) finished fits are kept and skipped on a rerun (a store made
     with other rules, data or settings is refused).
+
+    With ``posterior_simulations`` (N, off by default: it costs about a minute or two of
+    training per cell), every fitted cell also gets the posterior of its free parameters by
+    simulation-based inference (:func:`neurofwp.analysis.posterior.posterior_cell`, N
+    simulations; data without SEMs take the fit's RMS residual as their noise), as a second
+    sweep of cells (stored in ``<store>_posterior``): samples, coverage of held-back
+    simulations and the posterior predictive over the data and the curves
+    (:func:`neurofwp.analysis.posterior.add_to_comparison`).
     """
     rule_objects, tables, infos = _resolve(rules, datasets.measured() if data is None else list(data))
     rule_names, names = list(rule_objects), list(tables)
@@ -239,6 +260,9 @@ def compare(
         **options,
     )
     result = _gather(rule_objects, tables, infos, cells, results)
+    if posterior_simulations is not None:
+        result = _posteriors(result, rule_objects, tables, cells, results, config, posterior_simulations, seed,
+                             store, workers, scheduler, show_progress)  # fmt: skip
     capacity = retrieval_curve(
         capacity_pairs,
         d_key=64,
@@ -263,6 +287,33 @@ def compare(
         }
     )
     return result
+
+
+def _posteriors(result, rules, tables, cells, results, config, simulations, seed, store, workers, scheduler, progress):
+    from neurofwp.analysis import posterior
+
+    fits = {
+        f"{c['rule']}/{c['dataset']}": {"parameters": r["parameters"], "free": r["free"], "E": r["E"]}
+        for c, r in zip(cells, results, strict=True)
+    }
+    options = {"simulations": simulations, "seed": seed}
+    cell_store = None
+    if store is not None:
+        cell_store = sweeps.CellStore(f"{store}_posterior", {**config, **options, "fits": fits})
+    found = sweeps.run(
+        posterior.posterior_cell,
+        cells,
+        store=cell_store,
+        workers=workers,
+        scheduler=scheduler,
+        progress=progress,
+        desc="posteriors",
+        rules=rules,
+        tables=tables,
+        fits=fits,
+        **options,
+    )
+    return posterior.add_to_comparison(result, cells, found, simulations)
 
 
 def _gather(rules: dict[str, Rule], tables: dict[str, ProtocolTable], infos, cells, results) -> xr.Dataset:

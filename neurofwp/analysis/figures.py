@@ -82,6 +82,21 @@ def _curves(result: xr.Dataset, dataset: str) -> pd.DataFrame:
     return table
 
 
+def _curve_bands(ax, result: xr.Dataset, dataset: str, x: str, colours, timing: float | None = None) -> None:
+    """The posterior predictive (central 90 %) of each rule's curve as a band, where the result has one."""
+    if "curve_posterior" not in result:
+        return
+    rows = result.curve_dataset.values == dataset
+    if timing is not None:
+        rows &= result.curve_timing_ms.values == timing
+    for rule in fitted_rules(result, dataset):
+        band = result.curve_posterior.sel(rule=rule).values[rows]
+        if np.isfinite(band).any():
+            where = result[x].values[rows]
+            colour = colours[_label(result, rule)]
+            ax.fill_between(where, band[:, 0], band[:, -1], color=colour, alpha=0.2, lw=0)
+
+
 def dataset_figure(result: xr.Dataset, dataset: str, folder: Path) -> list[Path]:
     """The data of one dataset with every fitted rule, drawn as its structure calls for (``data_<dataset>``)."""
     kind = str(result.structure.sel(dataset=dataset).values)
@@ -97,6 +112,7 @@ def dataset_figure(result: xr.Dataset, dataset: str, folder: Path) -> list[Path]
         sns.scatterplot(points, x="dt", y="dw", color="0.35", s=20, ax=ax, label="data", zorder=3)
         curves = _curves(result, dataset)
         sns.lineplot(curves, x="curve_timing_ms", y="curve", hue="rule", palette=colours, ax=ax)
+        _curve_bands(ax, result, dataset, "curve_timing_ms", colours)
         ax.axvline(0, color="0.7", lw=0.8)
         ax.set(xlabel="Δt = t_post − t_pre (ms)")
     elif kind == "frequency":
@@ -125,6 +141,7 @@ def dataset_figure(result: xr.Dataset, dataset: str, folder: Path) -> list[Path]
                 ax=ax,
                 legend=ax is axes[0],
             )
+            _curve_bands(ax, result, dataset, "curve_rate_hz", colours, timing)
             ax.axhline(0, color="0.7", lw=0.8)
             ax.set(xlabel="repetition rate (Hz)", ylabel="weight change (%)", title=f"Δt = {timing:+g} ms")
         ax = axes[0]
@@ -148,6 +165,15 @@ def dataset_figure(result: xr.Dataset, dataset: str, folder: Path) -> list[Path]
                 color=colours[label],
                 label=label,
             )
+            if "dw_posterior" in rows:
+                band = rows.dw_posterior.sel(rule=rule)
+                ax.vlines(
+                    x - 0.35 + width * (i + 0.5),
+                    band.sel(quantile=0.05).values,
+                    band.sel(quantile=0.95).values,
+                    color=colours[label],
+                    lw=1.0,
+                )
         ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
         ax.set(xlabel="protocol")
     ax.axhline(0, color="0.7", lw=0.8)
@@ -186,6 +212,13 @@ def _train_figure(result: xr.Dataset, dataset: str, folder: Path) -> list[Path]:
             if normalised:
                 model = np.concatenate([[1.0], model])
             ax.plot(spikes, model, "-", color=colours[_label(result, rule)], lw=1.4)
+            if "amplitude_posterior" in rows:
+                band = rows.amplitude_posterior.sel(rule=rule).values[mine]  # [responses, quantile]
+                if np.isfinite(band).any():
+                    shown = spikes[-len(band) :]
+                    ax.fill_between(
+                        shown, band[:, 0], band[:, -1], color=colours[_label(result, rule)], alpha=0.2, lw=0
+                    )
         ax.set(xlabel="presynaptic spike", title=train)
         ax.set_xticks(spikes)
         ax.tick_params(axis="x", labelsize=7)
@@ -441,4 +474,13 @@ def all_figures(result: xr.Dataset, folder: Path) -> dict[str, list[Path]]:
             drawn["transfer"] = transfer(result, folder)
         if "retrieval_error" in result:
             drawn["capacity"] = capacity(result, folder)
+        if "posterior_sample" in result:
+            from neurofwp.analysis.posterior import pair_figure
+
+            for rule, dataset in zip(
+                *np.nonzero(np.isfinite(result.posterior_sample).any(("parameter", "sample")).values), strict=True
+            ):
+                rule, dataset = str(result.rule.values[rule]), str(result.dataset.values[dataset])
+                stem = f"posterior_{file_stem(rule)}_{file_stem(dataset)}"
+                drawn[stem] = pair_figure(result, rule, dataset, folder / stem)
     return {key: paths for key, paths in drawn.items() if paths}

@@ -220,6 +220,77 @@ def _parameter_rows(result: xr.Dataset) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _posterior_cells(result: xr.Dataset) -> list[tuple[str, str, list[str]]]:
+    """(rule, dataset, free parameters) of every cell with a posterior."""
+    if "posterior_sample" not in result:
+        return []
+    found = np.isfinite(result.posterior_sample).any("sample")
+    cells = []
+    for dataset in result.dataset.values:
+        for rule in result.rule.values:
+            free = [str(p) for p in result.parameter.values if bool(found.sel(rule=rule, dataset=dataset, parameter=p))]
+            if free:
+                cells.append((str(rule), str(dataset), free))
+    return cells
+
+
+def _posterior_rows(result: xr.Dataset) -> list[list[str]]:
+    """Per cell and free parameter: the best fit with its Laplace interval, the posterior median with its
+    central 90 % and the coverage of held-back simulations."""
+    rows = []
+    for rule, dataset, free in _posterior_cells(result):
+        cell = result.sel(rule=rule, dataset=dataset)
+        for p in free:
+            samples = cell.posterior_sample.sel(parameter=p).values
+            low, median, high = np.nanquantile(samples, [0.05, 0.5, 0.95])
+            ci = float(cell.parameter_ci95_low.sel(parameter=p)), float(cell.parameter_ci95_high.sel(parameter=p))
+            interval = f" [{ci[0]:.3g}, {ci[1]:.3g}]" if np.isfinite(ci).all() else ""
+            rows.append(
+                [
+                    _label(result, rule),
+                    dataset,
+                    p,
+                    f"{float(cell.parameter_value.sel(parameter=p)):.4g}{interval}",
+                    f"{median:.4g} [{low:.3g}, {high:.3g}]",
+                    f"{float(cell.posterior_coverage_90.sel(parameter=p)):.2f}",
+                ]
+            )
+    return rows
+
+
+def posterior_summary(result: xr.Dataset) -> list[str]:
+    """Sentences on each posterior: calibration, where the best fit lies, the strongest trade-off."""
+    lines = []
+    for rule, dataset, free in _posterior_cells(result):
+        cell = result.sel(rule=rule, dataset=dataset)
+        samples = {p: cell.posterior_sample.sel(parameter=p).values for p in free}
+        outside = []
+        for p in free:
+            low, high = np.nanquantile(samples[p], [0.05, 0.95])
+            if not low <= float(cell.parameter_value.sel(parameter=p)) <= high:
+                outside.append(p)
+        text = f"{_label(result, rule)} on {dataset}: "
+        text += (
+            "the best fit lies within the central 90 % of every marginal"
+            if not outside
+            else f"the best fit lies outside the central 90 % of {', '.join(outside)}"
+        )
+        if len(free) > 1:
+            matrix = np.corrcoef(np.array([samples[p] for p in free]))
+            np.fill_diagonal(matrix, 0.0)
+            i, j = np.unravel_index(np.argmax(np.abs(matrix)), matrix.shape)
+            text += f"; strongest trade-off {free[i]} / {free[j]} (posterior correlation {matrix[i, j]:+.2f})"
+        coverage = cell.posterior_coverage_90.sel(parameter=free).values
+        calibrated = bool(int(cell.posterior_calibrated))
+        text += (
+            f"; held-back coverage of the 90 % intervals {coverage.min():.2f}–{coverage.max():.2f}"
+            + ("" if calibrated else " (not calibrated: more simulations needed)")
+            + f"; noise: {cell.posterior_noise.values}."
+        )
+        lines.append(text)
+    return lines
+
+
 def _table(result: xr.Dataset) -> tuple[list[str], list[list[str]]]:
     header = ["rule", "dataset", "k", "E", "E_cv", "log L", "ΔAIC", "ΔBIC"]
     delta_aic, delta_bic = result.AIC - result.AIC.min("rule"), result.BIC - result.BIC.min("rule")
@@ -266,6 +337,11 @@ def _caption(result: xr.Dataset, key: str) -> str:
             "trains": "train responses against spike number, one panel per train",
         }.get(kind, "protocol by protocol")
         return f"{name}, {what}: data and every fitted rule. {result.citation.sel(dataset=name).values}"
+    if key.startswith("posterior_"):
+        return (
+            f"Posterior (sbi NPE, {result.attrs.get('posterior_simulations')} simulations) of the cell {key[10:]}: "
+            "marginals and pairs; red: the best fit and its Laplace 95 % interval."
+        )
     return CAPTIONS.get(key, key)
 
 
@@ -302,6 +378,19 @@ def write(result: xr.Dataset, folder: Path, figures: dict[str, list[Path]]) -> t
     md += ["| " + " | ".join(row) + " |" for row in table]
     md += ["", "## Fitted parameters (Laplace 95 % intervals)", "", "| rule | dataset | parameters |", "|---|---|---|"]
     md += [f"| {a} | {b} | {c} |" for a, b, c in parameter_rows]
+    posterior_lines, posterior_rows = posterior_summary(result), _posterior_rows(result)
+    posterior_header = [
+        "rule",
+        "dataset",
+        "parameter",
+        "best fit [Laplace 95 %]",
+        "posterior median [90 %]",
+        "coverage",
+    ]
+    if posterior_rows:
+        md += ["", "## Posteriors (simulation-based inference)", ""] + [f"- {line}" for line in posterior_lines]
+        md += ["", "| " + " | ".join(posterior_header) + " |", "|" + "---|" * len(posterior_header)]
+        md += ["| " + " | ".join(row) + " |" for row in posterior_rows]
     md += ["", "## Figures", ""]
     for key, paths in pngs.items():
         md += [f"![{key}]({p.name})" for p in paths] + ["", _caption(result, key), ""]
@@ -319,6 +408,14 @@ def write(result: xr.Dataset, folder: Path, figures: dict[str, list[Path]]) -> t
         f"<figure>{''.join(image(key, p) for p in paths)}<figcaption>{html.escape(_caption(result, key))}</figcaption></figure>"
         for key, paths in pngs.items()
     )
+    posterior_html = (
+        "<h2>Posteriors (simulation-based inference)</h2>"
+        f"<ul>{''.join(f'<li>{html.escape(line)}</li>' for line in posterior_lines)}</ul>"
+        f"<table><thead><tr>{cells(posterior_header, 'th')}</tr></thead><tbody>"
+        f"{''.join(f'<tr>{cells(row)}</tr>' for row in posterior_rows)}</tbody></table>"
+        if posterior_rows
+        else ""
+    )
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>neurofwp: which update rule explains the biology?</title>
 <style>
@@ -334,7 +431,7 @@ figure {{ margin: 1.5em 0; }} img {{ max-width: 100%; }} figcaption {{ color: #5
 <h2>Summary</h2><ul>{"".join(f"<li>{html.escape(line)}</li>" for line in lines)}</ul>
 <h2>Model comparison</h2>
 <table><thead><tr>{cells(header, "th")}</tr></thead><tbody>{"".join(f"<tr>{cells(row)}</tr>" for row in table)}</tbody></table>
-<h2>Figures</h2>{figures_html}
+{posterior_html}<h2>Figures</h2>{figures_html}
 <h2>Fitted parameters (Laplace 95 % intervals)</h2>
 <table><thead><tr><th>rule</th><th>dataset</th><th>parameters</th></tr></thead><tbody>{"".join(f"<tr>{cells(row)}</tr>" for row in parameter_rows)}</tbody></table>
 </body></html>
