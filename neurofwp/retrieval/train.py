@@ -180,10 +180,9 @@ def sweep(
     if not models or not num_keys:
         raise OutOfRangeError("a sweep needs at least one model and one S")
     options: dict[str, Any] = {"setting": setting, "seed": seed, "config": asdict(config)}
-    specs = {name: parse_model(name) for name in models}
     hashes = {
         name: hashlib.sha256(resolve_rule(spec.rule).to_toml().encode()).hexdigest()[:16]
-        for name, spec in specs.items()
+        for name, spec in ((name, parse_model(name)) for name in models)
         if spec.update == "rule"
     }
     if hashes:  # only then, so that the stores of sweeps without spiking rules keep their fingerprint
