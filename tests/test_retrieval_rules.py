@@ -139,6 +139,8 @@ def test_capacity_per_rule():
     assert int(result.sel(rule="hebbian")) == solved.max()
     # the triplet write v ⊙ o2 is gated by the postsynaptic unit's earlier activity, which one-shot pairs lack
     assert int(result.sel(rule="triplet")) < int(result.sel(rule="hebbian"))
+    as_object = capacity.capacity([RULES["stdp"]], seeds=range(2))  # a Rule, e.g. read from a file
+    assert list(as_object.rule.values) == ["stdp"] and int(as_object[0]) == int(result.sel(rule="stdp"))
     with pytest.raises(UnknownNameError, match="unknown rule 'nonsense'"):
         capacity.capacity(["nonsense"])
     with pytest.raises(RuleError, match="stdp-nearest"):

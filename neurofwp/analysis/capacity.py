@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 
 import neurofwp
 from neurofwp.errors import OutOfRangeError, UnknownNameError
+from neurofwp.plasticity.definition import Rule
 from neurofwp.plasticity.rate_reading import RateReading, rate_reading
 from neurofwp.plasticity.rules import RULES as SPIKING_RULES
 from neurofwp.retrieval.model import default_dt_ms
@@ -55,8 +56,10 @@ BETA_GRID = np.union1d(np.round(np.geomspace(0.02, 2.0, 25), 4), [1.0])
 SPIKING = "a built-in spiking rule (stdp, triplet, ...) or rule:<name or rule file path>"
 
 
-def spiking_reading(rule: str) -> RateReading | None:
+def spiking_reading(rule: str | Rule) -> RateReading | None:
     """The rate reading a rule name here stands for; None for ``hebbian``, ``delta``, ``delta-fitted-beta``."""
+    if isinstance(rule, Rule):
+        return rate_reading(rule)
     if rule in (*RULES, "delta-fitted-beta"):
         return None
     if rule.startswith("rule:"):
@@ -66,7 +69,7 @@ def spiking_reading(rule: str) -> RateReading | None:
     raise UnknownNameError("rule", rule, [*RULES, "delta-fitted-beta", SPIKING])
 
 
-def _store_and_recall(rule: str, keys: torch.Tensor, values: torch.Tensor, beta: float) -> torch.Tensor:
+def _store_and_recall(rule: str | Rule, keys: torch.Tensor, values: torch.Tensor, beta: float) -> torch.Tensor:
     """Write ``keys [S, Dk]``/``values [S, Dv]`` in order, return the recalled values ``[S, Dv]``."""
     k = keys[None, :, None, :]
     v = values[None, :, None, :]
@@ -87,7 +90,7 @@ def retrieval_curve(
     *,
     d_key: int = 64,
     d_value: int = 64,
-    rules: Iterable[str] = RULES,
+    rules: Iterable[str | Rule] = RULES,
     feature_maps_: Iterable[str] = ("identity", "dpfp"),
     dpfp_nu: int = 1,
     beta: float = 1.0,
@@ -102,7 +105,8 @@ def retrieval_curve(
         n_pairs: the numbers of stored pairs S to try.
         d_key: raw key size before the feature map (DPFP turns it into ``2·nu·d_key``).
         d_value: value size.
-        rules: ``"hebbian"``, ``"delta"`` and any spiking rule (:data:`SPIKING`; error after the
+        rules: ``"hebbian"``, ``"delta"`` and any spiking rule (:data:`SPIKING`, or a
+            :class:`~neurofwp.plasticity.definition.Rule`, labelled by its name; error after the
             best read-out gain, module docstring).
         feature_maps_: ``"identity"``, ``"elu+1"``, ``"dpfp"``, ``"favor+"``.
         dpfp_nu: order of DPFP.
@@ -166,7 +170,7 @@ def retrieval_curve(
         errors,
         dims=("rule", "feature_map", "seed", "n_pairs"),
         coords={
-            "rule": rules,
+            "rule": [r.name if isinstance(r, Rule) else r for r in rules],
             "feature_map": maps,
             "seed": seeds,
             "n_pairs": n_pairs,
@@ -200,7 +204,7 @@ CAPACITY_PAIRS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 
 
 def capacity(
-    rules: Iterable[str],
+    rules: Iterable[str | Rule],
     *,
     threshold: float = 0.25,
     n_pairs: Sequence[int] = CAPACITY_PAIRS,
