@@ -23,26 +23,29 @@ rule (``summed``, e.g. the delta rule's prediction) are taken per synapse, as in
 The log-likelihood (nats) is :math:`\sum_t y_t\eta_t - e^{\eta_t} - \log y_t!` (Poisson) or
 :math:`\sum_t [y_t>0]\eta_t - \log(1 + e^{\eta_t})` (Bernoulli).
 
-Fast evaluation (:func:`weights_before`, method ``"scan"``): each unit's pre and post spikes
-are merged into one event stream ``[units, events]``. The traces before each event are
-compositions of affine maps, computed by a parallel prefix scan (the torch backend's
-``_traces_before``); each event's weight change :math:`\Delta_e` follows from them. For rules whose
-spike updates do not read w, :math:`m(e^-) = 1 + \sum_{e' < e} \Delta_{e'}` (a cumulative sum);
-for clock-driven rules (a drift linear in w, integrated by Euler steps of ``dt_ms`` as the
-torch backend and Brian2 do) the gap after each event multiplies w by :math:`F_e` (the backend's
-windowed Euler products), so :math:`m(e^-) = F_{e-1}(m(e-1^-) + \Delta_{e-1})` is an affine recurrence,
-again a prefix scan. Rules whose spike updates read w, traces with a rest or an ``on_spike``
-update, and rules with a ``response`` run the event loop (method ``"loop"``, vectorised over
-units, one Python step per event): correct, slower. The loop is also the reference the scan is
-tested against (:mod:`neurofwp.recordings.naive`).
+Fast evaluation, without a Python step per spike. Event-driven rules whose spike updates do not
+read w and whose traces are standard (:func:`parallel_form`): every trace is scanned along its own
+source's spikes (the torch backend's prefix scan ``_traces_before``; the postsynaptic train once for
+all units) and read at the other side's spikes from the last source spike before them (at equal
+times pre before post); each spike's change :math:`\Delta` follows from ``on_pre``/``on_post`` and
+:math:`m(s^-) = 1 + \sum_{\text{earlier}} \Delta` is two cumulative sums and a gather. Clock-driven
+rules (a drift linear in w, integrated by Euler steps of ``dt_ms`` as the torch backend and Brian2
+do): each unit's pre and post spikes merged into one stream ``[units, events]`` (:class:`Events`),
+the traces before each event by the prefix scan, the gap after each event multiplying w by the
+backend's windowed Euler product :math:`F_e`, so that :math:`m(e^-) = F_{e-1}(m(e-1^-) + \Delta_{e-1})`
+is an affine recurrence, again a prefix scan (:func:`affine_prefix`). Rules whose spike updates read
+w, traces with a rest or an ``on_spike`` update, and rules with a ``response`` run the event loop
+(method ``"loop"``, vectorised over units, one Python step per event): correct, slower. The coupling
+is an exponential filter of the presynaptic kicks (:func:`exponential_filter`). The plain reference
+the fast paths are tested against is :mod:`neurofwp.recordings.naive`.
 
 Fit: maximum likelihood on the first ``1 − held_out`` of the recording by L-BFGS-B with autograd
 gradients (float64); the rule's free parameters within their bounds (unit-cube coordinates),
 the GLM parameters unbounded. The static GLM (convex) is fitted first; every plastic model starts
-from its GLM parameters with ``starts`` rule-parameter starts (the rule's defaults, then uniform
-within the bounds). Laplace 95 % intervals of the rule parameters from the Hessian of
-:math:`-\log L` over all parameters (central differences of autograd gradients), as in
-:func:`neurofwp.fit.laplace`. Held-out bits per spike over a homogeneous rate fitted on the
+from its GLM parameters with ``starts`` rule-parameter starts (:func:`start_points`: the quiescent
+point, the rule's defaults, then uniform within the bounds). Laplace 95 % intervals of the rule
+parameters from the Hessian of :math:`-\log L` over all parameters (central differences of autograd
+gradients), as in :func:`neurofwp.fit.laplace`. Held-out bits per spike over a homogeneous rate fitted on the
 training part; the likelihood ratio plastic vs static on the training part,
 :math:`2(\log L_\text{plastic} - \log L_\text{static}) \sim \chi^2_k` (k free rule parameters; the
 static model is the rule with zero amplitudes, within the bounds of the built-in rules).
@@ -759,7 +762,8 @@ def infer_rules(
         likelihood: ``"poisson"`` (log link) or ``"bernoulli"`` (logit).
         free, fixed: per rule name, the free parameters (default: the rule's ``free`` minus fixed)
             and fixed values (others keep the rule's defaults).
-        starts: rule-parameter starts per rule (the defaults, then uniform within the bounds, from ``seed``).
+        starts: rule-parameter starts per rule (:func:`start_points`: the quiescent point, the defaults,
+            then uniform within the bounds from ``seed``).
         held_out: the final fraction of the recording kept for the held-out comparison.
         dt_ms: Euler step of clock-driven rules (spikes are put on this grid for them).
         uncertainty: Laplace intervals of the rule parameters.
