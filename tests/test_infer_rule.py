@@ -242,3 +242,18 @@ def test_command_writes_the_inference(tmp_path):
         assert str(saved.tau_plus_ms_laplace_status.sel(model="stdp").values) == "fixed"
     for stem in ("inference_weights", "inference_models"):
         assert (out / f"{stem}.png").is_file() and (out / f"{stem}.svg").is_file()
+
+
+def test_stimulus_bernoulli_and_a_post_unit_by_name():
+    """A recording with a stimulus gets a stimulus filter; any input train can be the postsynaptic one."""
+    rng = np.random.default_rng(5)
+    pre = {f"u{i}": np.sort(rng.uniform(0, 20.0, 200)) for i in range(3)}
+    drawn = plastic.simulate("stdp", pre, 20.0, baseline=np.log(0.02), w0=[1.0, 0.5, -0.5], parameters=TRUTH)
+    stimulus = rng.standard_normal(20_000)
+    recording = Recording(drawn.spike_times_s, 20.0, stimulus, 1000.0, drawn.input_spike_times_s, source="stim")
+    result = infer_rules(recording, ["stdp"], likelihood="bernoulli", starts=1, uncertainty=False, stimulus_lags=4)
+    assert result.attrs["stimulus_lags"] == 4 and result.attrs["likelihood"] == "bernoulli"
+    assert np.all(np.isfinite(result.bits_per_spike.values))
+    assert str(result.A_plus_laplace_status.sel(model="stdp").values) == "not computed"
+    by_name = infer_rules(drawn, ["stdp"], post="u0", starts=1, uncertainty=False)
+    assert by_name.attrs["post"] == "u0" and [str(i) for i in by_name.input.values] == ["u1", "u2"]

@@ -804,7 +804,9 @@ def infer_rules(
     stimulus = None
     if recording.stimulus is not None:
         bare = dataclasses.replace(recording, input_spike_times_s={})
-        stimulus, _counts = design(bare, bin_ms, 1)
+        binned, _counts = design(bare, bin_ms, 1)
+        # design() counts bins from seconds; align to this model's n_bins (a bin more or less at the end)
+        stimulus = np.pad(binned, ((0, max(0, n_bins - len(binned))), (0, 0)))[:n_bins]
     options = dict(
         bin_ms=bin_ms, history_lags=history_lags, coupling_tau_ms=coupling_tau_ms, likelihood=likelihood,
         stimulus=stimulus, stimulus_lags=stimulus_lags, dt_ms=dt_ms,
