@@ -130,7 +130,7 @@ def test_capacity_curve_of_a_spiking_rule_is_its_formula():
 def test_capacity_per_rule():
     rules = ["hebbian", "delta", "stdp", "triplet", "rule:delta"]
     result = capacity.capacity(rules, seeds=range(2))
-    assert list(result.rule.values) == rules and result.dtype.kind == "i"
+    assert list(result.rule.values) == rules and (result.values == result.values.round()).all()
     curve = capacity.retrieval_curve(
         capacity.CAPACITY_PAIRS, rules=["hebbian"], feature_maps_=["dpfp"], seeds=range(2), show_progress=False,
         best_gain=True,
@@ -145,6 +145,9 @@ def test_capacity_per_rule():
         capacity.capacity(["nonsense"])
     with pytest.raises(RuleError, match="stdp-nearest"):
         capacity.capacity(["stdp-nearest"])
+    mixed = capacity.capacity(["stdp-nearest", "hebbian"], seeds=range(2), unreadable="nan")
+    assert np.isnan(mixed.sel(rule="stdp-nearest")) and "reset" in str(mixed.reason.sel(rule="stdp-nearest").item())
+    assert float(mixed.sel(rule="hebbian")) == float(result.sel(rule="hebbian"))
     with pytest.raises(ValueError, match="threshold"):
         capacity.capacity(["hebbian"], threshold=1.5)
 

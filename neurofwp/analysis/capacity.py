@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 import neurofwp
 from neurofwp.errors import OutOfRangeError, UnknownNameError
-from neurofwp.plasticity.definition import Rule
+from neurofwp.plasticity.definition import Rule, RuleError
 from neurofwp.plasticity.rate_reading import RateReading, rate_reading
 from neurofwp.plasticity.rules import RULES as SPIKING_RULES
 from neurofwp.retrieval.model import default_dt_ms
@@ -211,25 +211,51 @@ def capacity(
     d_key: int = 64,
     feature_map: str = "dpfp",
     seeds: Iterable[int] = range(3),
+    unreadable: str = "raise",
 ) -> xr.DataArray:
     """Capacity of each rule: the largest S of ``n_pairs`` whose mean retrieval error over ``seeds``
     (:func:`retrieval_curve` with ``best_gain=True``, so every rule is on one scale; ``feature_map``
     with ``d_key`` raw key size) is at most ``threshold``; 0 where even the smallest S is above it.
-    DataArray ``capacity`` with dim ``rule``.
+    DataArray ``capacity`` (float) with dim ``rule``.
+
+    ``unreadable``: what a rule that is not an outer-product write does (its reading raises
+    :class:`~neurofwp.plasticity.definition.RuleError`): ``"raise"``, or ``"nan"`` (its capacity is
+    NaN and coordinate ``reason`` holds the error's message, empty for the others).
     """
     if not 0 < threshold < 1:
         raise OutOfRangeError(f"threshold must lie in (0, 1), got {threshold}")
-    curve = retrieval_curve(
-        n_pairs, d_key=d_key, d_value=d_key, rules=rules, feature_maps_=(feature_map,), seeds=seeds,
-        show_progress=False, best_gain=True,
-    )  # fmt: skip
-    mean = curve.sel(feature_map=feature_map).mean("seed")
-    sizes = np.asarray(curve.n_pairs.values)
-    largest = [int(sizes[solved].max()) if solved.any() else 0 for solved in (mean.values <= threshold)]
+    if unreadable not in ("raise", "nan"):
+        raise UnknownNameError("unreadable", unreadable, ["raise", "nan"])
+    rules = list(rules)
+    names = [r.name if isinstance(r, Rule) else r for r in rules]
+    reasons = [""] * len(rules)
+    for index, rule in enumerate(rules):
+        try:
+            spiking_reading(rule)
+        except RuleError as error:
+            if unreadable == "raise":
+                raise
+            reasons[index] = str(error)
+    readable = [r for r, reason in zip(rules, reasons, strict=True) if not reason]
+    largest: np.ndarray = np.full(len(rules), np.nan)
+    if feature_map == "dpfp":
+        d_fast = feature_maps.get(feature_map, d_key, nu=1).output_dim(d_key)  # retrieval_curve's default order
+    else:
+        d_fast = feature_maps.get(feature_map, d_key).output_dim(d_key)
+    seeds = list(seeds)
+    if readable:
+        curve = retrieval_curve(
+            n_pairs, d_key=d_key, d_value=d_key, rules=readable, feature_maps_=(feature_map,), seeds=seeds,
+            show_progress=False, best_gain=True,
+        )  # fmt: skip
+        mean = curve.sel(feature_map=feature_map).mean("seed")
+        sizes = np.asarray(curve.n_pairs.values)
+        found = iter(float(sizes[solved].max()) if solved.any() else 0.0 for solved in (mean.values <= threshold))
+        largest = np.array([np.nan if reason else next(found) for reason in reasons])
     return xr.DataArray(
         largest,
         dims=("rule",),
-        coords={"rule": curve.rule.values},
+        coords={"rule": names, "reason": ("rule", reasons)},
         name="capacity",
         attrs={
             "units": "1",
@@ -237,8 +263,8 @@ def capacity(
             "threshold": threshold,
             "feature_map": feature_map,
             "d_key": d_key,
-            "d_fast": int(curve.d_fast.sel(feature_map=feature_map)),
-            "n_seeds": int(curve.sizes["seed"]),
+            "d_fast": d_fast,
+            "n_seeds": len(seeds),
             "neurofwp_version": neurofwp.__version__,
         },
     )
