@@ -113,7 +113,7 @@ def drawn(rule):
 def test_plastic_couplings_are_recovered():
     """Data drawn from the GLM with pair STDP: the true amplitudes lie inside the 95 % intervals, the plastic
     model predicts held-out spikes better than the static one and the likelihood ratio rejects static."""
-    result = infer_rules(drawn("stdp"), ["stdp"], history_lags=2, starts=2)
+    result = infer_rules(drawn("stdp"), ["stdp"], history_lags=2, starts=1)
     for name, value in TRUTH.items():
         row = result.sel(model="stdp")
         assert str(row[f"{name}_laplace_status"].values) == "ok"
@@ -130,7 +130,7 @@ def test_plastic_couplings_are_recovered():
 
 def test_no_false_discovery_on_static_couplings():
     """Static couplings: plasticity is not detected and does not predict held-out spikes better."""
-    result = infer_rules(drawn(None), ["stdp"], history_lags=2, starts=2)
+    result = infer_rules(drawn(None), ["stdp"], history_lags=2, starts=1)
     assert float(result.lr_p_value.sel(model="stdp")) > 0.05
     assert float(result.lr_statistic.sel(model="stdp")) >= -1e-6  # the quiescent start is the static fit
     bits = result.bits_per_spike
