@@ -213,6 +213,10 @@ def test_api_rejects_bad_requests():
         infer_rules(recording, ["stdp", "stdp"])
     with pytest.raises(Exception, match="neuromodulator"):
         infer_rules(recording, ["stdp-modulated"])
+    with pytest.raises(Exception, match="lower bound of time constant tau_plus_ms must be > 0"):
+        infer_rules(recording, ["stdp"], free={"stdp": ["tau_plus_ms"]}, bounds={"stdp": {"tau_plus_ms": (0.0, 5.0)}})
+    with pytest.raises(Exception, match="not a free parameter"):
+        infer_rules(recording, ["stdp"], bounds={"stdp": {"tau_plus_ms": (1.0, 5.0)}})
     with pytest.raises(Exception, match="both free and fixed"):
         infer_rules(recording, ["stdp"], free={"stdp": ["A_plus"]}, fixed={"stdp": {"A_plus": 0.1}})
 
@@ -227,6 +231,7 @@ def test_command_writes_the_inference(tmp_path):
     path = save_npz(tmp_path / "cell.npz", recording.spike_times_s, recording.input_spike_times_s, 40.0)
     out = tmp_path / "out"
     arguments = [str(path), "--rule", "stdp", "--rule", "triplet", "--out", str(out), "--starts", "1", "--no-progress"]
+    arguments += ["--fix", "A2_plus=0", "--fix", "A3_minus=0"]  # the minimal triplet rule
     result = CliRunner().invoke(infer_rule_command, arguments)
     assert result.exit_code == 0, result.output
     assert "held-out" in result.output and "LR vs static" in result.output
@@ -240,6 +245,7 @@ def test_command_writes_the_inference(tmp_path):
         assert np.isnan(saved.A_plus.sel(model="static")) and saved.tau_plus_ms.attrs["units"] == "ms"
         assert {"A_plus_ci95_low", "A_plus_ci95_high", "A_plus_laplace_status"} <= set(saved.data_vars)
         assert str(saved.tau_plus_ms_laplace_status.sel(model="stdp").values) == "fixed"
+        assert float(saved.A2_plus.sel(model="triplet")) == 0.0 and int(saved.lr_dof.sel(model="triplet")) == 4
     for stem in ("inference_weights", "inference_models"):
         assert (out / f"{stem}.png").is_file() and (out / f"{stem}.svg").is_file()
 

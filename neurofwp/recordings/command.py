@@ -21,6 +21,19 @@ def _ids(text: str | None) -> list[str] | None:
     return items
 
 
+def _values(items: tuple[str, ...]) -> dict[str, float]:
+    values = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--fix")
+        try:
+            values[name.strip()] = float(text)
+        except ValueError:
+            raise click.BadParameter(f"{name.strip()}: {text!r} is not a number", param_hint="--fix") from None
+    return values
+
+
 def _folder(path: str) -> Path:
     """The ``--out`` folder, checked but not created (nothing is written before the fit succeeds)."""
     folder = Path(path)
@@ -49,11 +62,18 @@ def _folder(path: str) -> Path:
 @click.option("--starts", default=3, show_default=True, help="rule-parameter starts per rule")
 @click.option("--held-out", default=0.2, show_default=True, help="final fraction of the recording held out")
 @click.option("--dt-ms", default=0.1, show_default=True, help="Euler step of clock-driven rules")
+@click.option(
+    "--fix",
+    "fixes",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="hold a parameter fixed in every rule that has it (repeatable; default: the rules' free parameters fitted)",
+)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def infer_rule_command(
     recording, post, pre, rules, out_dir, bin_ms, history_lags, coupling_tau_ms, likelihood, starts, held_out, dt_ms,
-    seed, progress,
+    fixes, seed, progress,
 ) -> None:  # fmt: skip
     """Fit point-process GLMs whose couplings evolve under each --rule, and the static GLM, to the spikes of
     RECORDING (.nwb: a Units table; .npz: spike_times_s is postsynaptic, input_spike_times_s__<name> presynaptic);
@@ -65,10 +85,18 @@ def infer_rule_command(
 
     folder = _folder(out_dir)
     resolved = [resolve_rule(rule) for rule in rules]
+    values = _values(fixes)
+    for name in values:
+        if not any(name in rule.parameter_names for rule in resolved):
+            raise click.BadParameter(
+                f"no rule among {', '.join(r.name for r in resolved)} has {name!r}", param_hint="--fix"
+            )
+    fixed = {rule.name: {n: v for n, v in values.items() if n in rule.parameter_names} for rule in resolved}
     loaded = recordings.load(recording, post, _ids(pre))
     result = plastic.infer_rules(
         loaded, resolved, bin_ms=bin_ms, history_lags=history_lags, coupling_tau_ms=coupling_tau_ms,
-        likelihood=likelihood, starts=starts, held_out=held_out, dt_ms=dt_ms, seed=seed, show_progress=progress,
+        likelihood=likelihood, fixed=fixed, starts=starts, held_out=held_out, dt_ms=dt_ms, seed=seed,
+        show_progress=progress,
     )  # fmt: skip
     folder.mkdir(exist_ok=True)
     target = save_netcdf(result, folder / RESULT)

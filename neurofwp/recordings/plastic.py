@@ -69,6 +69,7 @@ import xarray as xr
 import neurofwp
 from neurofwp.errors import DTypeError, NeurofwpError, OutOfRangeError, UnknownNameError
 from neurofwp.fit import AT_BOUND_TOLERANCE, FLAT_LOADING, FLAT_TOLERANCE, Z95
+from neurofwp.fit import _bounds as fit_bounds
 from neurofwp.plasticity import torch_backend
 from neurofwp.plasticity.definition import check_parameter_value, check_time_step
 from neurofwp.plasticity.expressions import evaluate
@@ -613,7 +614,7 @@ class _Request:
     bounds: dict[str, tuple[float, float]]
 
 
-def _requests(rules, free, fixed, dt_ms: float) -> list[_Request]:
+def _requests(rules, free, fixed, dt_ms: float, bounds=None) -> list[_Request]:
     if isinstance(rules, (str, Rule)):
         rules = [rules]
     resolved = [resolve_rule(r) for r in rules]
@@ -624,7 +625,7 @@ def _requests(rules, free, fixed, dt_ms: float) -> list[_Request]:
         raise NeurofwpError(f"rules are listed twice: {', '.join(names)}")
     if STATIC in names:
         raise NeurofwpError(f"a rule may not be called {STATIC!r}: that is the name of the static GLM")
-    for mapping, what in ((free, "free"), (fixed, "fixed")):
+    for mapping, what in ((free, "free"), (fixed, "fixed"), (bounds, "bounds")):
         if mapping is not None:
             if not isinstance(mapping, Mapping):
                 raise DTypeError(f"{what} must map rule names to parameters, got {type(mapping).__name__}")
@@ -651,10 +652,12 @@ def _requests(rules, free, fixed, dt_ms: float) -> list[_Request]:
         if len(set(chosen)) != len(chosen):
             raise NeurofwpError(f"rule {rule.name!r}: free parameters are listed twice: {', '.join(chosen)}")
         held = {**{k: v for k, v in rule.defaults().items() if k not in chosen}, **held_fixed}
-        bounds = {n: tuple(float(b) for b in rule.parameter(n).bounds) for n in chosen}
+        if not chosen:
+            raise NeurofwpError(f"rule {rule.name!r}: no free parameters left to fit")
+        limits = fit_bounds(rule, chosen, (bounds or {}).get(rule.name))
         if rule.clock_driven:
-            check_time_step(rule, dt_ms, {**held, **{n: bounds[n][0] for n in chosen}})
-        requests.append(_Request(rule, chosen, held, bounds))  # type: ignore[arg-type]
+            check_time_step(rule, dt_ms, {**held, **{n: limits[n][0] for n in chosen}})
+        requests.append(_Request(rule, chosen, held, limits))
     return requests
 
 
@@ -740,6 +743,7 @@ def infer_rules(
     likelihood: str = "poisson",
     free: Mapping[str, Sequence[str]] | None = None,
     fixed: Mapping[str, Mapping[str, float]] | None = None,
+    bounds: Mapping[str, Mapping[str, tuple[float, float]]] | None = None,
     starts: int = 3,
     held_out: float = 0.2,
     seed: int = 0,
@@ -761,7 +765,8 @@ def infer_rules(
         coupling_tau_ms: time constant of the exponential coupling kernel.
         likelihood: ``"poisson"`` (log link) or ``"bernoulli"`` (logit).
         free, fixed: per rule name, the free parameters (default: the rule's ``free`` minus fixed)
-            and fixed values (others keep the rule's defaults).
+            and fixed values (others keep the rule's defaults); bounds: per rule name, ``name -> (low, high)``
+            overriding the rule's bounds of free parameters (checked as :func:`neurofwp.fit.fit` does).
         starts: rule-parameter starts per rule (:func:`start_points`: the quiescent point, the defaults,
             then uniform within the bounds from ``seed``).
         held_out: the final fraction of the recording kept for the held-out comparison.
@@ -796,7 +801,7 @@ def infer_rules(
     if not 0.05 <= float(held_out) <= 0.9:
         raise OutOfRangeError(f"held_out must lie in [0.05, 0.9], got {held_out}")
     trains = check_trains(recording, post, pre)
-    requests = _requests(rules, free, fixed, dt_ms)
+    requests = _requests(rules, free, fixed, dt_ms, bounds)
     n_bins = int(trains.duration_ms // bin_ms)
     if n_bins < 10 * max(history_lags, 1):
         raise RecordingError(f"{trains.source}: {n_bins} bins of {bin_ms:g} ms are too few")
