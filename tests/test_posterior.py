@@ -180,3 +180,43 @@ def test_the_triplet_posterior_on_sjostrom_shows_the_amplitude_time_constant_rid
     product = best.attrs["param_A3_plus"] * best.attrs["param_tau_y_ms"]
     low, high = np.quantile(a3 * tau_y, [0.05, 0.95])
     assert low <= product <= high, (product, low, high)
+
+
+def test_compare_with_posteriors_adds_samples_predictive_bands_figures_and_a_report_section(tmp_path):
+    """One weight-change dataset with SEMs (pair STDP) and the measured PV basket cell trains without SEMs
+    (Tsodyks-Markram; noise: the fit's RMS residual): every fitted cell gets samples of exactly its free
+    parameters, a predictive band that brackets its median, a pair plot, and a report section."""
+    from neurofwp.analysis import figures, report
+    from neurofwp.analysis.compare import compare
+
+    csv = tmp_path / "window.csv"
+    lines = ["protocol,pre_times_ms,post_times_ms,repeat_hz,n_repeats,dw_percent,sem_percent"]
+    lines += [f"{p.name},{p.pre_times_ms[0]},{p.post_times_ms[0]},1,60,{p.dw_percent},{SEM}" for p in synthetic(3)]
+    csv.write_text("\n".join(lines) + "\n")
+    result = compare(
+        ["stdp", "tsodyks-markram"], [str(csv), "pvbc_hc7"], starts=1, cross_validate=False,
+        posterior_simulations=700, store=str(tmp_path / "cells"), show_progress=False, capacity_pairs=(8,),
+    )  # fmt: skip
+    found = np.isfinite(result.posterior_sample).any("sample")
+    window = str(csv)  # a user's dataset is named by its path
+    for rule, dataset in (("stdp", window), ("tsodyks-markram", "pvbc_hc7")):
+        free = result.parameter_free.sel(rule=rule, dataset=dataset).astype(bool)
+        assert (found.sel(rule=rule, dataset=dataset) == free).all()
+    assert not found.sel(rule="stdp", dataset="pvbc_hc7").any()  # not fitted, no posterior
+    assert "RMS residual" in str(result.posterior_noise.sel(rule="tsodyks-markram", dataset="pvbc_hc7").values)
+    band = result.dw_posterior.sel(rule="stdp").dropna("protocol", how="all")
+    assert band.sizes["protocol"] == len(TIMINGS_MS)
+    assert (band.sel(quantile=0.05) <= band.sel(quantile=0.5)).all()
+    assert (band.sel(quantile=0.5) <= band.sel(quantile=0.95)).all()
+    curve = result.curve_posterior.sel(rule="stdp").dropna("curve_point", how="all")
+    assert curve.sizes["curve_point"] > 50  # the dense timing window
+    trains = result.amplitude_posterior.sel(rule="tsodyks-markram").dropna("observation", how="all")
+    assert trains.sizes["observation"] == int((result.observation_dataset == "pvbc_hc7").sum())
+    assert len([p for p in (tmp_path / "cells_posterior").iterdir() if p.name != "sweep.json"]) == 2
+    drawn = figures.all_figures(result, tmp_path)
+    assert {"posterior_stdp_window", "posterior_tsodyks-markram_pvbc_hc7"} <= set(drawn)
+    _, md = report.write(result, tmp_path, drawn)
+    text = md.read_text()
+    assert "## Posteriors (simulation-based inference)" in text
+    label = str(result.rule_label.sel(rule="stdp").values)
+    assert f"{label} on {window}: the best fit lies" in text and "posterior median [90 %]" in text
