@@ -83,7 +83,8 @@ METHODS = ("auto", "scan", "loop")
 STATIC = "static"
 SAMPLE = torch_backend.NONE  # an event kind that changes nothing: where a trajectory is sampled
 RUNAWAY = 5.0  # a simulated log rate (or logit) per bin above this: e^5 = 148 spikes per bin
-HESSIAN_STEP = 1e-5  # central-difference step of the Laplace Hessian (unit-cube / natural coordinates)
+HESSIAN_STEP = 1e-5  # central-difference step of the Laplace Hessian, in the optimiser's units
+PENALTY = 1e10  # the objective where the likelihood is not finite (it is about -log L per spike elsewhere)
 # At equal times pre, then post (as in the protocols), then trajectory samples (the value after both).
 assert PRE < POST < SAMPLE
 
@@ -437,7 +438,7 @@ class PlasticGLM:
     ):
         self.trains, self.rule, self.bin_ms, self.likelihood = trains, rule, bin_ms, likelihood
         self.history_lags, self.stimulus_lags = history_lags, stimulus_lags if stimulus is not None else 0
-        self.n_bins = int(trains.duration_ms // bin_ms)
+        self.n_bins = whole_bins(trains.duration_ms, bin_ms)
         self.end_bin = self.n_bins if end_bin is None else int(end_bin)
         end_ms = self.end_bin * bin_ms
         post = trains.post_ms
@@ -475,6 +476,12 @@ class PlasticGLM:
         self.bounds = dict(bounds or {})
         self.low = np.array([self.bounds[n][0] for n in self.free])
         self.span = np.array([self.bounds[n][1] - self.bounds[n][0] for n in self.free])
+        # each free rule parameter's typical size in unit-cube coordinates: its default's magnitude (at least
+        # 1 % of its range); the optimiser and the Laplace Hessian work in these units
+        defaults = rule.defaults() if rule is not None else {}
+        self.typical = np.array(
+            [min(1.0, max(abs(defaults[n]), 0.01 * self.span[i]) / self.span[i]) for i, n in enumerate(self.free)]
+        )
         self.method = "static"
         self.events = None
         self.gathered = None
@@ -568,8 +575,9 @@ class PlasticGLM:
         loss = -self.log_likelihood(leaves) / scale
         (gradient,) = torch.autograd.grad(loss, leaves)
         value = float(loss.detach())
-        if not math.isfinite(value):
-            return math.inf, np.zeros_like(theta)
+        if not (math.isfinite(value) and bool(torch.isfinite(gradient).all())):
+            # a rate overflowed: a large finite value lets the line search step back
+            return PENALTY, np.zeros_like(theta)
         return value, gradient.numpy()
 
     def trajectories(self, theta: np.ndarray) -> np.ndarray:
@@ -587,6 +595,11 @@ class PlasticGLM:
 
 
 # The inference ----------------------------------------------------------------------------------
+
+
+def whole_bins(duration_ms: float, bin_ms: float) -> int:
+    """The number of whole bins in a recording (a multiple of the bin up to rounding counts fully)."""
+    return int(math.floor(duration_ms / bin_ms + 1e-9))
 
 
 def _integer(name: str, value: object, minimum: int) -> int:
@@ -662,20 +675,33 @@ def _requests(rules, free, fixed, dt_ms: float, bounds=None) -> list[_Request]:
 
 
 def _minimise(model: PlasticGLM, start: np.ndarray, scale: float, max_iterations: int):
+    """L-BFGS-B from ``start`` (unit-cube rule coordinates); the optimiser sees each rule parameter in units of
+    its typical size (:attr:`PlasticGLM.typical`), so that its first steps change an amplitude by about its
+    default rather than across its whole range."""
     n_glm = model.n_parameters - len(model.free)
-    limits = [(None, None)] * n_glm + [(0.0, 1.0)] * len(model.free)
+    stretch = np.concatenate([np.ones(n_glm), model.typical])
+
+    def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
+        if not np.all(np.isfinite(x)):  # a line search that overflowed: step back
+            return PENALTY, np.zeros_like(x)
+        value, gradient = model.value_and_gradient(x * stretch, scale)
+        return value, gradient * stretch
+
+    limits = [(None, None)] * n_glm + [(0.0, 1.0 / t) for t in model.typical]
     outcome = scipy.optimize.minimize(
-        model.value_and_gradient, start, args=(scale,), jac=True, method="L-BFGS-B", bounds=limits,
-        options={"maxiter": max_iterations},
+        objective, start / stretch, jac=True, method="L-BFGS-B", bounds=limits, options={"maxiter": max_iterations},
     )  # fmt: skip
-    return np.asarray(outcome.x), float(outcome.fun)
+    theta = np.asarray(outcome.x) * stretch
+    theta[n_glm:] = np.clip(theta[n_glm:], 0.0, 1.0)
+    return theta, float(outcome.fun)
 
 
 def start_points(rule: Rule, model: PlasticGLM, starts: int, seed: int) -> list[np.ndarray]:
     """Rule-parameter starts in the unit cube: the quiescent point (every free parameter that is not a time
     at the value of its bounds nearest 0, times at their defaults: no weight change for rules whose
     amplitudes vanish there, so the fit starts from the static GLM's likelihood), then the rule's defaults,
-    then uniform draws from ``seed``."""
+    then uniform draws from ``seed`` between the lower bound and twice each parameter's typical size
+    (:attr:`PlasticGLM.typical`: its default, at least 1 % of its range)."""
     defaults = rule.defaults()
     quiet = []
     for i, name in enumerate(model.free):
@@ -685,7 +711,8 @@ def start_points(rule: Rule, model: PlasticGLM, starts: int, seed: int) -> list[
     points = [np.array([(v - model.low[i]) / model.span[i] for i, v in enumerate(quiet)])]
     points.append(np.clip([(defaults[n] - model.low[i]) / model.span[i] for i, n in enumerate(model.free)], 0, 1))
     rng = np.random.default_rng(seed)
-    points += [rng.uniform(0, 1, len(model.free)) for _ in range(max(0, starts - 2))]
+    high = np.minimum(1.0, 2.0 * model.typical)  # up to twice each parameter's typical size
+    points += [rng.uniform(0, 1, len(model.free)) * high for _ in range(max(0, starts - 2))]
     return points[:starts]
 
 
@@ -700,16 +727,19 @@ def _laplace(model: PlasticGLM, theta: np.ndarray) -> tuple[np.ndarray, np.ndarr
     if k == 0 or not np.any(flags == 0):
         return sd, status.astype(str)
     keep = np.concatenate([np.arange(n - k), n - k + np.flatnonzero(flags == 0)])
+    # in the optimiser's units (rule parameters over their typical size): comparable curvatures
+    stretch = np.concatenate([np.ones(n - k), model.typical])
     hessian = np.empty((len(keep), len(keep)))
     for j, index in enumerate(keep):
+        step = HESSIAN_STEP * stretch[index]
         ahead, behind = theta.copy(), theta.copy()
-        ahead[index] += HESSIAN_STEP
-        behind[index] -= HESSIAN_STEP
+        ahead[index] += step
+        behind[index] -= step
         if index >= n - k:  # stay inside the unit cube
             ahead[index], behind[index] = min(ahead[index], 1.0), max(behind[index], 0.0)
-        forward = model.value_and_gradient(ahead)[1][keep]
-        backward = model.value_and_gradient(behind)[1][keep]
-        hessian[:, j] = (forward - backward) / (ahead[index] - behind[index])
+        forward = model.value_and_gradient(ahead)[1][keep] * stretch[keep]
+        backward = model.value_and_gradient(behind)[1][keep] * stretch[keep]
+        hessian[:, j] = (forward - backward) / ((ahead[index] - behind[index]) / stretch[index])
     symmetric = 0.5 * (hessian + hessian.T)
     if not np.all(np.isfinite(symmetric)):
         status[flags == 0] = "singular"
@@ -726,7 +756,7 @@ def _laplace(model: PlasticGLM, theta: np.ndarray) -> tuple[np.ndarray, np.ndarr
         if loading[j] > FLAT_LOADING:
             status[i] = "singular"
         else:
-            sd[i] = model.span[i] * math.sqrt(covariance[j, j])
+            sd[i] = model.span[i] * model.typical[i] * math.sqrt(covariance[j, j])
     return sd, status.astype(str)
 
 
@@ -802,7 +832,7 @@ def infer_rules(
         raise OutOfRangeError(f"held_out must lie in [0.05, 0.9], got {held_out}")
     trains = check_trains(recording, post, pre)
     requests = _requests(rules, free, fixed, dt_ms, bounds)
-    n_bins = int(trains.duration_ms // bin_ms)
+    n_bins = whole_bins(trains.duration_ms, bin_ms)
     if n_bins < 10 * max(history_lags, 1):
         raise RecordingError(f"{trains.source}: {n_bins} bins of {bin_ms:g} ms are too few")
     split = int(round(n_bins * (1.0 - held_out)))
@@ -1059,7 +1089,7 @@ def simulate(
     lags = np.asarray(history, dtype=float)
     if weights0.shape != (len(names),):
         raise OutOfRangeError(f"w0 needs one value per presynaptic train ({len(names)}), got shape {weights0.shape}")
-    n_bins = int(duration_s * 1000.0 // bin_ms)
+    n_bins = whole_bins(duration_s * 1000.0, bin_ms)
     decay = math.exp(-bin_ms / coupling_tau_ms)
     kicks = np.zeros(n_bins + 1)
     coupling = 0.0
