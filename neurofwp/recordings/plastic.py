@@ -851,9 +851,9 @@ def infer_rules(
     if train_spikes == 0 or test_spikes == 0:
         raise RecordingError(f"{trains.source}: no postsynaptic spikes in the training or the held-out part")
     samples_ms = np.linspace(0.0, n_bins * bin_ms, trajectory_points)
-    from tqdm.auto import tqdm
+    from neurofwp import recordings  # the package's bar, which a caller may replace (neurofwp.recordings.tqdm)
 
-    bar = tqdm(total=1 + starts * len(requests), desc="infer-rule", unit="fit", disable=not show_progress)
+    bar = recordings.tqdm(total=1 + starts * len(requests), desc="infer-rule", unit="fit", disable=not show_progress)
     began = time.perf_counter()
 
     static_train = PlasticGLM(trains, None, end_bin=split, **options)
