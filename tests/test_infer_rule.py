@@ -197,6 +197,12 @@ def test_missing_units_are_named(tmp_path):
         result = CliRunner().invoke(infer_rule_command, [str(path), *args, "--rule", "stdp", "--out", str(out)])
         assert isinstance(result.exception, RecordingError) and message in str(result.exception), result.output
         assert str(path) in str(result.exception)
+    # the units chosen by id run through to a result named after them
+    good = [str(path), "--post", "3", "--pre", "5,8", "--rule", "stdp", "--out", str(tmp_path / "ok"), "--starts", "1"]
+    result = CliRunner().invoke(infer_rule_command, [*good, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    with xr.open_dataset(tmp_path / "ok" / "inference.nc", engine="h5netcdf") as saved:
+        assert [str(u) for u in saved.input.values] == ["unit5", "unit8"] and saved.attrs["source"].endswith("unit 3")
     npz = save_npz(tmp_path / "r.npz", GOOD_POST, {"a": GOOD_PRE})
     result = CliRunner().invoke(infer_rule_command, [str(npz), "--pre", "b", "--rule", "stdp", "--out", str(out)])
     assert isinstance(result.exception, RecordingError) and "no input spike train 'b'" in str(result.exception)
