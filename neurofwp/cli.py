@@ -15,7 +15,23 @@ INTERRUPTED_STATUS = 130
 
 
 class _Group(click.Group):
-    """Turn a :class:`NeurofwpError` into one line on stderr and exit status 2; an interrupt into one line and 130."""
+    """Turn a :class:`NeurofwpError` into one line on stderr and exit status 2; an interrupt into one line and 130.
+
+    Commands defined beside the library code they drive (``name -> module``) are imported only
+    when named or listed, so that ``neurofwp --help`` stays fast."""
+
+    LAZY = {"infer-rule": "neurofwp.recordings.command:infer_rule_command"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, name: str):
+        if name in self.LAZY and name not in self.commands:
+            import importlib
+
+            module, _, attribute = self.LAZY[name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), name)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context):
         try:

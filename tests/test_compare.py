@@ -108,6 +108,31 @@ def test_figures_follow_the_protocols_and_the_report_follows_the_results(compari
     assert "E (E_cv), ΔAIC" in output and "soft-bound" in output
 
 
+def test_one_map_of_all_rules_puts_the_fits_beside_the_fast_weight_capacity(comparison):
+    """capacity over rule in comparison.nc is the capacity of each rule as a fast-weight write rule
+    (neurofwp.analysis.capacity on the comparison's S grid, seeds 0-2); the map figure and the report's table
+    and sentence are made from it and from the fits."""
+    from neurofwp.analysis.capacity import capacity
+    from neurofwp.plasticity import resolve_rule
+
+    folder, _ = comparison
+    result = xr.load_dataset(folder / "comparison.nc")
+    rules = [resolve_rule(r) for r in ("stdp", "triplet", str(RULE_FILE))]
+    pairs = (8, 16, 32, 48, 64, 96, 128, 192, 256)
+    expected = capacity(rules, n_pairs=pairs, seeds=range(3), unreadable="nan")
+    np.testing.assert_array_equal(result.capacity.values, expected.values)
+    assert result.capacity.dims == ("rule",) and result.capacity.attrs["units"] == "1"
+    assert list(result.capacity_reason.values) == list(expected.reason.values)
+    png = (folder / "rule_map.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    markdown = (folder / "report.md").read_text()
+    assert "## Map of the rules: biology and fast-weight capacity" in markdown
+    row = next(line for line in markdown.splitlines() if line.startswith("| Hebbian (pair STDP) | ") and len(line.split("|")) == 9)
+    stdp_capacity = float(result.capacity.sel(rule="stdp"))
+    assert f"| {stdp_capacity:g} |" in row
+    assert "Map of the rules:" in markdown or "No fast-weight capacity" in markdown
+
+
 @pytest.fixture(scope="module")
 def stp_comparison(tmp_path_factory):
     """Pair STDP and Tsodyks-Markram on one weight-change and one train-response dataset."""

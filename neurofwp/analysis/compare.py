@@ -12,6 +12,12 @@ rule × dataset pair is fitted (:func:`neurofwp.fit.fit`) as one cell of a
 - dense curves for datasets that are a timing window or a frequency series
   (:mod:`neurofwp.analysis.structure`).
 
+Beside the cells: every rule's capacity as the write rule of a fast weight programmer
+(``capacity`` over ``rule``, :func:`neurofwp.analysis.capacity.capacity` on the
+``capacity_pairs`` grid; NaN with its ``capacity_reason`` for a rule that writes no fast
+weights), the second axis of the map of all rules, and the retrieval error of the tensor
+rules (``retrieval_error``).
+
 A cell exists only where the rule can explain the data: weight-change datasets are fitted by
 rules that change the weight (:attr:`~neurofwp.plasticity.Rule.changes_weight`), train-response datasets (short-term
 plasticity, :class:`~neurofwp.protocols.TrainProtocol`) by rules with a ``response``
@@ -42,6 +48,7 @@ import neurofwp
 from neurofwp import data as datasets
 from neurofwp import sweeps
 from neurofwp.analysis import structure as structures
+from neurofwp.analysis.capacity import capacity as fast_weight_capacity
 from neurofwp.analysis.capacity import retrieval_curve
 from neurofwp.errors import NeurofwpError
 from neurofwp.fit import fit
@@ -271,6 +278,16 @@ def compare(
         seeds=range(seed, seed + 3),
         show_progress=False,
         fitted_beta=True,
+    )
+    # every rule as the write rule of a fast weight programmer (its rate reading): the map of all rules
+    stored = fast_weight_capacity(
+        list(rule_objects.values()), n_pairs=capacity_pairs, seeds=range(seed, seed + 3), unreadable="nan"
+    )
+    result["capacity"] = ("rule", stored.values, stored.attrs)
+    result["capacity_reason"] = (
+        "rule",
+        stored.reason.values.astype(str),
+        {"long_name": "why a rule has no capacity (not an outer-product write); empty where it has one"},
     )
     result["retrieval_error"] = capacity.mean("seed").sel(feature_map="identity", drop=True).rename(rule="fast_rule")
     result["retrieval_error"].attrs.update(

@@ -474,6 +474,8 @@ def all_figures(result: xr.Dataset, folder: Path) -> dict[str, list[Path]]:
             drawn["transfer"] = transfer(result, folder)
         if "retrieval_error" in result:
             drawn["capacity"] = capacity(result, folder)
+        if "capacity" in result and bool(fitted(result).any()):
+            drawn["rule_map"] = rule_map(result, folder)
         if "posterior_sample" in result:
             from neurofwp.analysis.posterior import pair_figure
 
@@ -484,3 +486,55 @@ def all_figures(result: xr.Dataset, folder: Path) -> dict[str, list[Path]]:
                 stem = f"posterior_{file_stem(rule)}_{file_stem(dataset)}"
                 drawn[stem] = pair_figure(result, rule, dataset, folder / stem)
     return {key: paths for key, paths in drawn.items() if paths}
+
+
+def mean_delta_aic(result: xr.Dataset) -> xr.DataArray:
+    """Each rule's ΔAIC to the best rule, averaged over the weight-change datasets it was fitted to."""
+    weights = [d for d in result.dataset.values if str(result.structure.sel(dataset=d).values) != "trains"]
+    delta = (result.AIC - result.AIC.min("rule")).sel(dataset=weights)
+    return delta.where(fitted(result).sel(dataset=weights)).mean("dataset")
+
+
+def rule_map(result: xr.Dataset, folder: Path) -> list[Path]:
+    """One map of all rules: how well each explains the plasticity data (mean ΔAIC over the weight-change
+    datasets; E on each) against how much it stores as a fast-weight write rule (``capacity``)."""
+    capacity = result.capacity
+    rules = [r for r in result.rule.values if np.isfinite(float(capacity.sel(rule=r)))]
+    weights = [d for d in result.dataset.values if str(result.structure.sel(dataset=d).values) != "trains"]
+    if not rules or not weights:
+        return []
+    colours = palette(result)
+    panels = 1 + len(weights)
+    columns = min(panels, 4)
+    lines = -(-panels // columns)
+    fig = plotting.figure(3.3 * columns + 0.4, 3.0 * lines + 0.8)
+    axes = np.atleast_1d(fig.subplots(lines, columns, squeeze=False)).ravel()
+    delta = mean_delta_aic(result)
+    for ax, (what, values, ylabel) in zip(
+        axes,
+        [("all weight-change data", delta, "mean ΔAIC (0 = best)")]
+        + [(d, result.E.sel(dataset=d), "fit error E") for d in weights],
+        strict=False,
+    ):
+        for rule in rules:
+            y = float(values.sel(rule=rule))
+            if not np.isfinite(y):
+                continue
+            label = _label(result, rule)
+            ax.plot(float(capacity.sel(rule=rule)), y, "o", ms=6, color=colours[label], label=label)
+        ax.set_xscale("symlog", linthresh=1)
+        if what != "all weight-change data":
+            ax.set_yscale("log")
+        ax.set(xlabel="capacity (pairs stored)", ylabel=ylabel, title=what)
+        ax.title.set_fontsize(8)
+    for ax in axes[panels:]:
+        ax.set_visible(False)
+    handles = _legend_handles([(_label(result, r), colours[_label(result, r)]) for r in rules])
+    fig.legend(handles=handles, fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=3)
+    fig.suptitle(
+        f"explaining the biology vs storing as fast weights (capacity: error ≤ {capacity.attrs['threshold']:g}, "
+        f"{capacity.attrs['feature_map']} keys, Dk = {capacity.attrs['d_key']})",
+        fontsize=9,
+    )
+    sns.despine(fig)
+    return _save(fig, folder, "rule_map")

@@ -156,6 +156,84 @@ def _capacity(result: xr.Dataset) -> list[str]:
     ]
 
 
+def _rule_map(result: xr.Dataset) -> list[str]:
+    """What the map of all rules shows: capacity against the mean ΔAIC over the weight-change data."""
+    if "capacity" not in result:
+        return []
+    from scipy.stats import spearmanr
+
+    from neurofwp.analysis.figures import mean_delta_aic
+
+    capacity, delta = result.capacity, mean_delta_aic(result)
+    both = [
+        r
+        for r in result.rule.values
+        if np.isfinite(float(capacity.sel(rule=r))) and np.isfinite(float(delta.sel(rule=r)))
+    ]
+    lines = []
+    unreadable = [r for r in result.rule.values if not np.isfinite(float(capacity.sel(rule=r)))]
+    if unreadable:
+        lines.append(
+            f"No fast-weight capacity for {', '.join(_label(result, r) for r in unreadable)}: "
+            "not an outer-product write rule (see the capacity variable's reason)."
+        )
+    if len(both) < 2:
+        return lines
+    best_fit = min(both, key=lambda r: float(delta.sel(rule=r)))
+    most = max(both, key=lambda r: float(capacity.sel(rule=r)))
+    text = (
+        f"Map of the rules: {_label(result, best_fit)} explains the weight-change data best (mean ΔAIC "
+        f"{float(delta.sel(rule=best_fit)):.1f}) and stores {float(capacity.sel(rule=best_fit)):g} pairs as a "
+        f"fast-weight write rule; "
+    )
+    if most == best_fit:
+        text += "it also stores the most"
+    else:
+        text += (
+            f"{_label(result, most)} stores the most ({float(capacity.sel(rule=most)):g} pairs, mean ΔAIC "
+            f"{float(delta.sel(rule=most)):.1f})"
+        )
+    x = [float(capacity.sel(rule=r)) for r in both]
+    y = [float(delta.sel(rule=r)) for r in both]
+    if len(set(x)) > 1 and len(set(y)) > 1:
+        rho = float(spearmanr(x, y).statistic)
+        if rho <= -0.5:
+            verdict = "the rules that explain the biology better tend to store more"
+        elif rho >= 0.5:
+            verdict = "the rules that explain the biology better tend to store less"
+        else:
+            verdict = "explaining the biology and storing as fast weights are not clearly related"
+        text += f". Across {len(both)} rules the rank correlation of capacity with mean ΔAIC is {rho:+.2f}: {verdict}"
+    else:
+        text += ". The rules do not differ in capacity" if len(set(x)) == 1 else ""
+    return lines + [text + "."]
+
+
+def _map_table(result: xr.Dataset) -> tuple[list[str], list[list[str]]]:
+    """The map as a table: per rule its capacity, mean ΔAIC and E on each weight-change dataset."""
+    if "capacity" not in result:
+        return [], []
+    from neurofwp.analysis.figures import mean_delta_aic
+
+    weights = [str(d) for d in result.dataset.values if not _is_trains(result, d)]
+    delta = mean_delta_aic(result)
+    header = ["rule", "capacity (pairs)", "mean ΔAIC"] + [f"E {d}" for d in weights]
+
+    def number(value: float, form: str) -> str:
+        return format(value, form) if np.isfinite(value) else "–"
+
+    rows = [
+        [
+            _label(result, rule),
+            number(float(result.capacity.sel(rule=rule)), "g"),
+            number(float(delta.sel(rule=rule)), ".1f"),
+            *(number(float(result.E.sel(rule=rule, dataset=d)), ".3g") for d in weights),
+        ]
+        for rule in result.rule.values
+    ]
+    return header, rows
+
+
 def _skipped(result: xr.Dataset) -> list[str]:
     """Which rules were not fitted to which datasets, and why (they cannot explain those data): one
     sentence per kind of data and set of datasets."""
@@ -187,7 +265,7 @@ def _skipped(result: xr.Dataset) -> list[str]:
 def summary(result: xr.Dataset) -> list[str]:
     """The report's sentences, each generated from ``result``."""
     lines = [_dataset_summary(result, str(d)) for d in result.dataset.values]
-    return lines + _skipped(result) + _bounds(result) + _transfer(result) + _capacity(result)
+    return lines + _skipped(result) + _bounds(result) + _transfer(result) + _capacity(result) + _rule_map(result)
 
 
 def _parameter_rows(result: xr.Dataset) -> list[tuple[str, str, str]]:
@@ -324,6 +402,8 @@ CAPTIONS = {
     "parameters": "Fitted free parameters within their bounds, Laplace 95 % intervals; open triangles: at a bound.",
     "transfer": "Parameters fitted on dataset A predicting dataset B of the same preparation: E_AB / E_BB.",
     "capacity": "Fast weights (tensor rules): retrieval error as more associations share one 64 × 64 matrix.",
+    "rule_map": "One map of all rules: mean ΔAIC over the weight-change datasets and E on each, against the "
+    "rule's capacity as the write rule of a fast weight programmer (untrained, the rule's rate reading).",
 }
 
 
@@ -391,6 +471,11 @@ def write(result: xr.Dataset, folder: Path, figures: dict[str, list[Path]]) -> t
         md += ["", "## Posteriors (simulation-based inference)", ""] + [f"- {line}" for line in posterior_lines]
         md += ["", "| " + " | ".join(posterior_header) + " |", "|" + "---|" * len(posterior_header)]
         md += ["| " + " | ".join(row) + " |" for row in posterior_rows]
+    map_header, map_rows = _map_table(result)
+    if map_rows:
+        md += ["", "## Map of the rules: biology and fast-weight capacity", ""]
+        md += ["| " + " | ".join(map_header) + " |", "|" + "---|" * len(map_header)]
+        md += ["| " + " | ".join(row) + " |" for row in map_rows]
     md += ["", "## Figures", ""]
     for key, paths in pngs.items():
         md += [f"![{key}]({p.name})" for p in paths] + ["", _caption(result, key), ""]
@@ -407,6 +492,13 @@ def write(result: xr.Dataset, folder: Path, figures: dict[str, list[Path]]) -> t
     figures_html = "".join(
         f"<figure>{''.join(image(key, p) for p in paths)}<figcaption>{html.escape(_caption(result, key))}</figcaption></figure>"
         for key, paths in pngs.items()
+    )
+    map_html = (
+        "<h2>Map of the rules: biology and fast-weight capacity</h2>"
+        f"<table><thead><tr>{cells(map_header, 'th')}</tr></thead><tbody>"
+        f"{''.join(f'<tr>{cells(row)}</tr>' for row in map_rows)}</tbody></table>"
+        if map_rows
+        else ""
     )
     posterior_html = (
         "<h2>Posteriors (simulation-based inference)</h2>"
@@ -431,7 +523,7 @@ figure {{ margin: 1.5em 0; }} img {{ max-width: 100%; }} figcaption {{ color: #5
 <h2>Summary</h2><ul>{"".join(f"<li>{html.escape(line)}</li>" for line in lines)}</ul>
 <h2>Model comparison</h2>
 <table><thead><tr>{cells(header, "th")}</tr></thead><tbody>{"".join(f"<tr>{cells(row)}</tr>" for row in table)}</tbody></table>
-{posterior_html}<h2>Figures</h2>{figures_html}
+{map_html}{posterior_html}<h2>Figures</h2>{figures_html}
 <h2>Fitted parameters (Laplace 95 % intervals)</h2>
 <table><thead><tr><th>rule</th><th>dataset</th><th>parameters</th></tr></thead><tbody>{"".join(f"<tr>{cells(row)}</tr>" for row in parameter_rows)}</tbody></table>
 </body></html>
