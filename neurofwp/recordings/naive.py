@@ -16,8 +16,10 @@ import numpy as np
 import torch
 
 from neurofwp.plasticity import torch_backend
+from neurofwp.plasticity.expressions import evaluate
 from neurofwp.plasticity.rules import Rule
 from neurofwp.protocols import POST, PRE
+from neurofwp.recordings import plastic
 from neurofwp.recordings.plastic import SpikeTrains
 
 # The kernel is summed to where it has decayed to e^-40 (below float64 resolution relative to 1).
@@ -28,7 +30,8 @@ def presynaptic_factors(
     rule: Rule, values: Mapping[str, torch.Tensor], post_ms: np.ndarray, pre_ms: np.ndarray, dt_ms: float | None
 ) -> list[torch.Tensor]:
     """The rule's factor :math:`m(s^-)` (times the ``response``, if any) at each of one unit's presynaptic
-    spikes, stepping spike by spike from :math:`m = 1`; ``dt_ms`` is the Euler grid of a clock-driven rule."""
+    spikes, stepping spike by spike from :math:`m = 1`; ``dt_ms`` is the Euler grid of a clock-driven rule,
+    or None for its drift integrated exactly over each gap (:func:`gap_log_factor`)."""
     events = sorted([(float(t), PRE) for t in pre_ms] + [(float(t), POST) for t in post_ms])
     if dt_ms is not None:  # on the Euler grid, pre before post within a step
         events = sorted((float(np.rint(t / dt_ms)), kind) for t, kind in events)
@@ -46,6 +49,8 @@ def presynaptic_factors(
             steps = torch.full((1, 1), int(gap), dtype=torch.int64)
             weight, traces = torch_backend._advance_clock(rule, values, weight, traces, ratios, steps, dt_ms)
         else:
+            if rule.clock_driven:
+                weight = weight * torch.exp(gap_log_factor(rule, values, traces, gap))
             elapsed = torch.full((1, 1), gap, dtype=torch.float64)
             traces = {
                 name: rests[name] + (tr - rests[name]) * torch_backend._relaxation(elapsed, taus[name])
@@ -60,6 +65,26 @@ def presynaptic_factors(
     return factors
 
 
+def gap_log_factor(rule: Rule, values: Mapping[str, torch.Tensor], traces: Mapping[str, torch.Tensor], gap_ms: float):
+    r""":math:`\int_0^\Delta g(\text{traces}(s))\,ds` of the drift :math:`dw/dt = w\,g` over one gap of
+    ``gap_ms``, the traces starting at ``traces`` and decaying exactly: node by node, the Gauss–Legendre sum
+    of :func:`neurofwp.recordings.plastic.drift_integrals` in :math:`u = e^{-s/\tau_r}`."""
+    assert rule.drift is not None
+    taus = {t.name: values[t.tau] for t in rule.traces}
+    reference = max(taus.values(), key=lambda tau: float(tau.detach()))
+    low = torch.exp(-gap_ms / reference)
+    nodes, weights = np.polynomial.legendre.leggauss(plastic.QUADRATURE_NODES)
+    total = torch.zeros_like(low)
+    for node, weight in zip(nodes, weights, strict=True):
+        u = low + (1.0 - low) * (0.5 * (float(node) + 1.0))
+        namespace: dict = dict(values)
+        for name, tr in traces.items():
+            namespace[name] = tr * u ** (reference / taus[name])
+        namespace["w"] = 1.0
+        total = total + float(weight) * evaluate(rule.drift, torch_backend.with_sums(rule, namespace)) / u
+    return reference * (1.0 - low) * 0.5 * total
+
+
 def log_likelihood(
     trains: SpikeTrains,
     rule: Rule | None,
@@ -72,10 +97,11 @@ def log_likelihood(
     coupling_tau_ms: float,
     likelihood: str,
     end_bin: int,
-    dt_ms: float = 0.1,
+    dt_ms: float | None = 0.1,
 ) -> torch.Tensor:
     r"""Log-likelihood (nats) of the bins before ``end_bin`` (:mod:`neurofwp.recordings.plastic`'s equations),
-    plainly: ``values`` are the rule's parameter tensors by symbol; ``rule`` None is the static GLM."""
+    plainly: ``values`` are the rule's parameter tensors by symbol; ``rule`` None is the static GLM;
+    ``dt_ms`` the Euler step of a clock-driven rule, None for its exact drift (:func:`gap_log_factor`)."""
     end_ms = end_bin * bin_ms
     post = trains.post_ms
     counts = np.bincount((post[post < end_ms] // bin_ms).astype(np.int64), minlength=end_bin)[:end_bin]
@@ -87,7 +113,8 @@ def log_likelihood(
             factors: Sequence[torch.Tensor] = [torch.ones((), dtype=torch.float64)] * len(pre)
         else:
             assert values is not None
-            factors = presynaptic_factors(rule, values, post[post < end_ms], pre, dt_ms if rule.clock_driven else None)
+            grid = dt_ms if rule.clock_driven else None
+            factors = presynaptic_factors(rule, values, post[post < end_ms], pre, grid)
         for s, factor in zip(pre, factors, strict=True):
             first = int(math.floor(s / bin_ms)) + 1
             for t in range(first, min(first + span, end_bin)):

@@ -79,7 +79,8 @@ from neurofwp.recordings.encoding import design
 from neurofwp.recordings.loaders import Recording, RecordingError
 
 LIKELIHOODS = ("poisson", "bernoulli")
-METHODS = ("auto", "scan", "loop")
+METHODS = ("auto", "ode", "scan", "loop")
+QUADRATURE_NODES = 8  # Gauss-Legendre nodes per gap of the drift integral (exact for polynomials of degree 15 in u)
 STATIC = "static"
 SAMPLE = torch_backend.NONE  # an event kind that changes nothing: where a trajectory is sampled
 RUNAWAY = 5.0  # a simulated log rate (or logit) per bin above this: e^5 = 148 spikes per bin
@@ -222,14 +223,18 @@ def weights_before(
     """The rule's weight just before every event, from 1, ``[N, E]``; and the ``response`` there (or None).
 
     ``values``: the parameter tensors by symbol (:func:`neurofwp.plasticity.torch_backend.parameter_tensors`,
-    one parameter set). ``method``: ``"scan"`` (prefix scans, see the module docstring), ``"loop"``
-    (event by event) or ``"auto"`` (scan where :func:`parallel_form`).
+    one parameter set). ``method``: ``"ode"`` (prefix scans; a clock-driven rule's drift integrated exactly
+    between events, on events in ms), ``"scan"`` (prefix scans; a clock-driven rule by Euler steps on the
+    events' grid), ``"loop"`` (event by event; Euler steps on the grid for a clock-driven rule) or ``"auto"``
+    (:func:`resolve_method`). For an event-driven rule ``"ode"`` and ``"scan"`` are the same.
     """
-    if method not in METHODS:
-        raise UnknownNameError("method", method, METHODS)
-    if method == "auto":
-        method = "scan" if parallel_form(rule) else "loop"
-    if method == "scan":
+    method = resolve_method(rule, method)
+    if rule.clock_driven and (events.grid_ms is None) != (method == "ode"):
+        raise NeurofwpError(
+            f"method {method!r} of the clock-driven rule {rule.name!r} needs events "
+            + ("in ms (grid_ms=None)" if method == "ode" else "on its Euler grid (grid_ms=dt_ms)")
+        )
+    if method in ("scan", "ode"):
         if not parallel_form(rule):
             raise NeurofwpError(
                 f"rule {rule.name!r} cannot be scanned (its spike updates read w, a trace has a rest or an "
@@ -237,6 +242,18 @@ def weights_before(
             )
         return _weights_scan(rule, values, events), None
     return _weights_loop(rule, values, events)
+
+
+def resolve_method(rule: Rule, method: str) -> str:
+    """``method`` itself, or for ``"auto"``: ``"ode"`` for a clock-driven rule in parallel form, ``"scan"`` for
+    an event-driven one, else ``"loop"``."""
+    if method not in METHODS:
+        raise UnknownNameError("method", method, METHODS)
+    if method != "auto":
+        return method
+    if not parallel_form(rule):
+        return "loop"
+    return "ode" if rule.clock_driven else "scan"
 
 
 def _weights_scan(rule: Rule, values, events: Events) -> torch.Tensor:
@@ -260,18 +277,68 @@ def _weights_scan(rule: Rule, values, events: Events) -> torch.Tensor:
     on_pre = torch.as_tensor(evaluate(rule.on_pre, namespace), dtype=dtype)
     on_post = torch.as_tensor(evaluate(rule.on_post, namespace), dtype=dtype)
     change = torch.where(fired["pre"][..., None], on_pre, 0.0) + torch.where(fired["post"][..., None], on_post, 0.0)
-    if dt_ms is None:
+    if not rule.clock_driven:
         return (1.0 + torch.cumsum(change, dim=1) - change)[..., 0]
     after = {
         t.name: torch.where(fired[t.source][..., None], 1.0 if t.reset else before[t.name] + 1.0, before[t.name])
         for t in rule.traces
     }
     gaps = torch.diff(positions, dim=1, append=positions[:, -1:])
-    factor = torch.exp(torch_backend._gap_log_factors(rule, values, after, rates, gaps, dt_ms))
+    if dt_ms is None:
+        logs = drift_integrals(rule, values, after, gaps.to(dtype))
+    else:
+        logs = torch_backend._gap_log_factors(rule, values, after, rates, gaps, dt_ms)
+    factor = torch.exp(logs)
     # m(e^-) = F_{e-1} (m(e-1^-) + Δ_{e-1}), m(0^-) = 1: the maps x -> a_e x + b_e composed in prefix
     scale = torch.cat([torch.ones_like(factor[:, :1]), factor[:, :-1]], dim=1)
     shift = torch.cat([torch.zeros_like(factor[:, :1]), (factor * change)[:, :-1]], dim=1)
     return affine_prefix(scale, shift)[..., 0]
+
+
+def drift_integrals(
+    rule: Rule, values: Mapping[str, torch.Tensor], after: Mapping[str, torch.Tensor], gaps_ms: torch.Tensor
+) -> torch.Tensor:
+    r"""``[N, E, M]``: :math:`\int_0^{\Delta_e} g(\text{traces}(s))\,ds` over the gap :math:`\Delta_e` (ms) after
+    each event, for the drift :math:`dw/dt = w\,g(\text{traces})`; ``after``: the traces just after each event.
+
+    Between events the traces decay exactly, :math:`x_k(s) = x_k^+ e^{-s/\tau_k}`, and w does not act on
+    them, so :math:`w(\Delta) = w(0)\,e^{\int_0^\Delta g}`. With :math:`u = e^{-s/\tau_r}`
+    (:math:`\tau_r` the longest trace time constant, :math:`\rho_k = \tau_r/\tau_k \ge 1`),
+
+    .. math::
+
+        \int_0^\Delta g\,ds = \tau_r \int_{e^{-\Delta/\tau_r}}^1 \frac{g(x^+ u^{\rho})}{u}\,du
+            \approx \tau_r \frac{1 - U}{2} \sum_j \omega_j \frac{g(x^+ u_j^{\rho})}{u_j},
+
+    Gauss–Legendre (``QUADRATURE_NODES``) on :math:`[U, 1]`, :math:`U = e^{-\Delta/\tau_r}`. A rule's g
+    vanishes with its traces (checked when the rule is built), so :math:`g/u` stays bounded as
+    :math:`u \to 0` and an unbounded gap needs no cut; where g is a polynomial in the traces with integer
+    :math:`\rho` the integrand is a polynomial in u and the quadrature is exact (the delta rule:
+    :math:`g = -\eta x^2/\tau_+`, :math:`\int_0^\Delta g = -\eta (x^+)^2 (1 - e^{-2\Delta/\tau_+})/2`).
+    """
+    assert rule.drift is not None, "only called for clock-driven rules"
+    symbols = sorted({t.tau for t in rule.traces})
+    longest = values[symbols[0]]
+    for symbol in symbols[1:]:
+        longest = torch.maximum(longest, values[symbol])
+    reference = longest[:, None, :]  # [1, 1, M]
+    low = torch.exp(-gaps_ms[..., None] / reference)  # [N, E, M]
+    nodes, weights = np.polynomial.legendre.leggauss(QUADRATURE_NODES)
+    parameters = {name: value[:, None, :] for name, value in values.items()}
+    # one time constant: every rho is 1 and u itself is the decay (no powers, the cheap common case)
+    powers = {t.name: None if len(symbols) == 1 else reference / values[t.tau][:, None, :] for t in rule.traces}
+    total = torch.zeros_like(low)
+    for node, weight in zip(nodes, weights, strict=True):
+        u = low + (1.0 - low) * (0.5 * (node + 1.0))
+        log_u = torch.log(u) if len(symbols) > 1 else None
+        namespace: dict = dict(parameters)
+        for name, tr in after.items():
+            power = powers[name]
+            namespace[name] = tr * (u if power is None or log_u is None else torch.exp(power * log_u))
+        namespace["w"] = 1.0  # the drift is w times g (a rule's drift is linear in w)
+        rate = torch.as_tensor(evaluate(rule.drift, torch_backend.with_sums(rule, namespace)), dtype=low.dtype)
+        total = total + float(weight) * rate / u
+    return reference * (1.0 - low) * 0.5 * total
 
 
 def affine_prefix(scale: torch.Tensor, shift: torch.Tensor, initial: float = 1.0) -> torch.Tensor:
@@ -486,10 +553,10 @@ class PlasticGLM:
         self.events = None
         self.gathered = None
         if rule is not None:
-            self.method = method if method != "auto" else ("scan" if parallel_form(rule) else "loop")
-            grid = dt_ms if rule.clock_driven else None
+            self.method = resolve_method(rule, method)
+            grid = dt_ms if rule.clock_driven and self.method != "ode" else None
             self.events = Events(post_used, pre, grid_ms=grid, samples_ms=samples_ms)
-            if self.method == "scan" and not rule.clock_driven and parallel_form(rule):
+            if self.method in ("scan", "ode") and not rule.clock_driven and parallel_form(rule):
                 self.gathered = _Gathered(post_used, pre)
         sizes = [1, history_lags, self.stimulus_lags * (0 if stimulus is None else stimulus.shape[1])]
         sizes += [self.n_inputs, len(self.free)]
