@@ -524,7 +524,9 @@ def data_command() -> None:
     "--rules",
     "models_text",
     default=None,
-    help="comma-separated models: softmax, or <map>-<rule> with map linear|dpfp<nu>|favor<m>, rule sum|delta "
+    help="comma-separated models: softmax, or <map>-<rule>[@<dt>ms][+trained] with map linear|dpfp<nu>|favor<m>, "
+    "rule sum|delta, a built-in spiking rule (stdp, triplet, ...) or rule:<name or rule file path> "
+    "(docs/rate_reading.md; +trained: the slow network also trains the rule's parameters) "
     "[default: the paper's models of the setting]",
 )
 @click.option(
@@ -571,10 +573,14 @@ def retrieval(setting, models_text, s_text, quick, max_steps, seed, out_dir, wor
     save_netcdf(result, result_path)
     drawn = figure(result, folder / f"retrieval_setting{setting}", reference=rt.paper_reference(setting))
     click.echo("best evaluation loss (0.5 squared error; <= 0.001 counts as solved)")
-    click.echo(f"{'S':>6}" + "".join(f"{m:>14}" for m in result.model.values))
+    width = max(14, max(len(str(m)) for m in result.model.values) + 2)
+    click.echo(f"{'S':>6}" + "".join(f"{m:>{width}}" for m in result.model.values))
     for s in result.S.values:
-        row = "".join(f"{float(result.best_eval_loss.sel(model=m, S=s)):>14.4f}" for m in result.model.values)
+        row = "".join(f"{float(result.best_eval_loss.sel(model=m, S=s)):>{width}.4f}" for m in result.model.values)
         click.echo(f"{int(s):>6}{row}")
+    for model in result.model.values:
+        if rt.parse_model(str(model)).update == "rule" and "write_rule" in result:
+            click.echo(f"{model}: {result.write_rule.sel(model=model).values}")
     click.echo(f"saved {result_path} and {', '.join(str(p) for p in drawn)}")
 
 

@@ -127,7 +127,11 @@ def test_one_map_of_all_rules_puts_the_fits_beside_the_fast_weight_capacity(comp
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     markdown = (folder / "report.md").read_text()
     assert "## Map of the rules: biology and fast-weight capacity" in markdown
-    row = next(line for line in markdown.splitlines() if line.startswith("| Hebbian (pair STDP) | ") and len(line.split("|")) == 9)
+    row = next(
+        line
+        for line in markdown.splitlines()
+        if line.startswith("| Hebbian (pair STDP) | ") and len(line.split("|")) == 9
+    )
     stdp_capacity = float(result.capacity.sel(rule="stdp"))
     assert f"| {stdp_capacity:g} |" in row
     assert "Map of the rules:" in markdown or "No fast-weight capacity" in markdown

@@ -513,7 +513,7 @@ def rule_map(result: xr.Dataset, folder: Path) -> list[Path]:
     for ax, (what, values, ylabel) in zip(
         axes,
         [("all weight-change data", delta, "mean ΔAIC (0 = best)")]
-        + [(d, result.E.sel(dataset=d), "fit error E") for d in weights],
+        + [(file_stem(str(d)), result.E.sel(dataset=d), "fit error E") for d in weights],
         strict=False,
     ):
         for rule in rules:

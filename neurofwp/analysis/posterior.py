@@ -188,6 +188,20 @@ def _simulate(problem, rule, protocols, scale, seed, simulations, dt_ms, workers
     return torch.as_tensor(theta), torch.as_tensor(x)
 
 
+def _predictive_check(predicted: np.ndarray, data: np.ndarray, scale: np.ndarray) -> tuple[float, float]:
+    r"""Whether the posterior sits on the data: E of its median prediction and of its best sample.
+
+    :math:`E = \overline{((m - x_o)/s)^2}` in noise SDs. A posterior centred on the data has a
+    median prediction nearly as good as its best sample; :func:`posterior` warns where
+    :math:`E_\text{median} > 2 E_\text{best} + 1` (an estimator that has not learned the posterior
+    near the observed data, which the coverage of held-back simulations from the whole prior can miss).
+    """
+    standardised = (predicted - data[:, None]) / np.asarray(scale)[:, None]
+    errors = (standardised**2).mean(0)
+    median = ((np.median(predicted, axis=1) - data) / np.asarray(scale)) ** 2
+    return float(median.mean()), float(errors.min())
+
+
 def observation_labels(protocols: Sequence[Protocol]) -> list[str]:
     """A name per observation: the protocol's (weight changes) or ``protocol/spike`` (train responses, 1-based)."""
     observed = observations(protocols)
@@ -230,7 +244,8 @@ def posterior(
         held_back: simulations kept out of training to check calibration: for each, the share of
             free parameters inside the central 90 % credible interval of the posterior at its
             data (expected coverage, per parameter, ``expected_coverage_90``). A coverage further
-            than max(3 binomial SE, 0.05) from 0.9 raises a :class:`CalibrationWarning`.
+            than max(3 binomial SE, 0.05) from 0.9 raises a :class:`CalibrationWarning`, and so
+            does a posterior predictive that misses the data (:func:`_predictive_check`).
         workers, scheduler, store: where the simulation batches run and where finished batches
             are kept for a rerun (:func:`neurofwp.sweeps.run`).
 
@@ -296,6 +311,15 @@ def posterior(
             inside[row] = (low_q <= theta[k].numpy()) & (theta[k].numpy() <= high_q)
     with torch.no_grad():
         predicted = problem._model(torch.as_tensor(drawn[:PREDICTIVE_SAMPLES])).numpy()  # [observations, samples]
+    median_error, best_error = _predictive_check(predicted, problem.data, scale)
+    centred = median_error <= 2 * best_error + 1
+    if not centred:
+        warnings.warn(
+            f"the posterior is not centred on the data: its median prediction fits them with E = {median_error:.3g}, "
+            f"its best sample with E = {best_error:.3g} (E in noise SDs squared); train on more simulations",
+            CalibrationWarning,
+            stacklevel=2,
+        )
     coverage = inside.mean(0) if checked else np.full(len(problem.free), np.nan)
     tolerance = max(3 * np.sqrt(LEVEL * (1 - LEVEL) / max(len(checked), 1)), 0.05)
     off = [f"{n} {c:.2f}" for n, c in zip(problem.free, coverage, strict=True) if abs(c - LEVEL) > tolerance]
@@ -355,6 +379,9 @@ def posterior(
     )
     attrs["held_back"] = len(checked)
     attrs["calibrated"] = int(not off)
+    attrs["predictive_E_median"] = median_error
+    attrs["predictive_E_best_sample"] = best_error
+    attrs["predictive_check"] = "passed" if centred else "failed"
     coords = {
         "sample": np.arange(samples),
         "parameter": problem.free,
@@ -442,6 +469,7 @@ def summary(result: xr.Dataset, rule: Rule, table, fitted: Mapping[str, float]) 
         "posterior_sample": np.concatenate([kept[n] for n in free]).tolist(),
         "posterior_coverage_90": result.expected_coverage_90.values.tolist(),
         "posterior_calibrated": int(result.attrs["calibrated"]),
+        "posterior_centred": int(result.attrs["predictive_check"] == "passed"),
         "posterior_noise": result.attrs["noise"],
         "posterior_seconds": result.attrs["seconds_simulating"] + result.attrs["seconds_training"],
         "predictive": result.predictive.values.ravel().tolist(),  # [quantile, observation]
@@ -491,6 +519,7 @@ def add_to_comparison(result: xr.Dataset, cells: Sequence[dict], cell_results: S
     samples = np.full((R, D, N, COMPARISON_SAMPLES), np.nan)
     coverage = np.full((R, D, N), np.nan)
     calibrated = np.full((R, D), np.nan)
+    centred = np.full((R, D), np.nan)
     noise = np.full((R, D), "", dtype=object)
     seconds = np.full((R, D), np.nan)
     dw = np.full((R, result.sizes.get("protocol", 0), Q), np.nan)
@@ -504,6 +533,7 @@ def add_to_comparison(result: xr.Dataset, cells: Sequence[dict], cell_results: S
             i = parameters.index(name)
             samples[r, d, i, : drawn.shape[1]] = drawn[j]
             coverage[r, d, i] = cell["posterior_coverage_90"][j]
+        centred[r, d] = cell["posterior_centred"]
         calibrated[r, d], noise[r, d], seconds[r, d] = (
             cell["posterior_calibrated"],
             cell["posterior_noise"],
@@ -536,6 +566,14 @@ def add_to_comparison(result: xr.Dataset, cells: Sequence[dict], cell_results: S
         cell_dims,
         calibrated,
         {"units": "1", "long_name": "1: coverage within max(3 SE, 0.05) of 0.9 for every parameter; 0: not"},
+    )
+    result["posterior_centred"] = (
+        cell_dims,
+        centred,
+        {
+            "units": "1",
+            "long_name": "1: the posterior predictive sits on the data (posterior predictive check); 0: not",
+        },
     )
     result["posterior_noise"] = (cell_dims, noise.astype(str), {"long_name": "measurement noise of the simulations"})
     result["posterior_seconds"] = (cell_dims, seconds, {"units": "s", "long_name": "simulating and training"})

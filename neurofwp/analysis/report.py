@@ -363,6 +363,11 @@ def posterior_summary(result: xr.Dataset) -> list[str]:
         text += (
             f"; held-back coverage of the 90 % intervals {coverage.min():.2f}–{coverage.max():.2f}"
             + ("" if calibrated else " (not calibrated: more simulations needed)")
+            + (
+                ""
+                if "posterior_centred" not in cell or bool(int(cell.posterior_centred))
+                else "; its median prediction misses the data (posterior predictive check failed)"
+            )
             + f"; noise: {cell.posterior_noise.values}."
         )
         lines.append(text)

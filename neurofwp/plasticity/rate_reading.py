@@ -77,9 +77,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import sympy  # type: ignore[import-untyped]
+import sympy
 import torch
-from sympy.printing.str import StrPrinter  # type: ignore[import-untyped]
+from sympy.printing.str import StrPrinter
 
 from neurofwp.errors import NeurofwpError, OutOfRangeError, ShapeError
 from neurofwp.plasticity import language
