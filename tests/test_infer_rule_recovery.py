@@ -1,0 +1,114 @@
+"""Rule inference recovers known plasticity: data from the ground-truth GLM neuron (and, slow, Brian2's LIF
+neuron) with known rule parameters, fitted back by :func:`neurofwp.recordings.infer_rules`.
+
+The setting (``SETTING``): 10 Poisson inputs at 20 Hz, initial weights 0.5 (log-rate per unit
+coupling kernel), a 10 Hz baseline, 100 s of recording, the last 20 % held out; the delta rule's
+Euler step is 1 ms in the data and the fits. Tolerances, as
+measured when these tests were written:
+
+* plastic vs static: with pair STDP (A+ 0.015, A- 0.009: the weights fall to about a sixth in
+  100 s) the plastic model gains more than 0.03 bit/spike on the held-out part (measured 0.09)
+  with a likelihood-ratio p-value below 0.01 (measured 0.003);
+* no false discovery: with static synapses the plastic model gains at most 0.005 bit/spike on
+  held-out data and its likelihood-ratio p-value stays above 0.01, for every seed;
+* intervals: the 95 % Laplace interval of pair STDP's A- holds the true value, with A+ held at
+  its true value (A+ and A- act on these data mostly through A+ tau+ - A- tau-, a ridge: fitted
+  together, the fit may end on the ridge at A+ = 0). The delta rule's eta is weakly identified
+  here (estimates 0.02-0.26 for a true 0.05 over seeds 0-3, the interval holding it in 2 of 4):
+  an expected failure, kept as a record;
+* rule identity (slow): among ``stdp``, ``triplet`` and ``delta``, the rule that made the data has
+  the best held-out bits per spike.
+"""
+
+import numpy as np
+import pytest
+
+from neurofwp.networks import ground_truth as gt
+from neurofwp.recordings import infer_rules
+
+SETTING = {"n_inputs": 10, "rate_hz": 20.0, "w0": 0.5, "baseline_hz": 10.0, "duration_s": 100.0}
+TRUTH = {
+    "stdp": {"A_plus": 0.015, "A_minus": 0.009},
+    "triplet": {"A3_plus": 0.0015, "A2_minus": 0.0045},
+    "delta": {"eta": 0.05},
+}
+FREE = {"stdp": ["A_plus", "A_minus"], "triplet": ["A3_plus", "A2_minus"], "delta": ["eta"]}
+DT_MS = 1.0  # the Euler step of the clock-driven delta rule, in the generator and in the fits
+# the GLM of the inference without spike history (the generator has none): fewer parameters, faster fits
+FIT = {"history_lags": 0, "starts": 2, "seed": 0, "dt_ms": DT_MS}
+
+
+def recording(rule, seed: int = 0, **setting):
+    setting = {**SETTING, **setting}
+    inputs = gt.poisson_inputs(setting["n_inputs"], setting["duration_s"], setting["rate_hz"], seed=seed)
+    return gt.glm_neuron(
+        rule, inputs, setting["duration_s"], parameters=TRUTH.get(rule), baseline_hz=setting["baseline_hz"],
+        initial_weight=setting["w0"], dt_ms=DT_MS, seed=seed + 1,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def stdp_data():
+    return recording("stdp")
+
+
+def test_plastic_beats_static_when_the_synapses_are_plastic(stdp_data):
+    result = infer_rules(stdp_data.recording, ["stdp"], free={"stdp": FREE["stdp"]}, uncertainty=False, **FIT)
+    bits = result.bits_per_spike
+    assert float(bits.sel(model="stdp") - bits.sel(model="static")) > 0.03
+    assert float(result.lr_p_value.sel(model="stdp")) < 0.01
+    # the inferred trajectory falls as the true one does
+    inferred = result.weight.sel(model="stdp").mean("input").values
+    assert inferred[-1] < 0.6 * inferred[0]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_no_false_discovery_when_the_synapses_are_static(seed):
+    result = infer_rules(
+        recording(None, seed).recording, ["stdp"], free={"stdp": FREE["stdp"]}, uncertainty=False, **FIT
+    )
+    bits = result.bits_per_spike
+    assert float(bits.sel(model="stdp") - bits.sel(model="static")) <= 0.005
+    assert float(result.lr_p_value.sel(model="stdp")) > 0.01
+
+
+@pytest.mark.parametrize(
+    "rule, name",
+    [
+        ("stdp", "A_minus"),
+        pytest.param("delta", "eta", marks=pytest.mark.xfail(
+            reason="in this setting the delta rule drives the weights to about a fifth within seconds, then they "
+            "hover: eta is weakly identified and its interval held the truth for 2 of seeds 0-3", strict=False)),
+    ],
+)  # fmt: skip
+def test_true_parameter_inside_its_interval(stdp_data, rule, name):
+    data = stdp_data if rule == "stdp" else recording(rule)
+    fixed = {k: v for k, v in TRUTH[rule].items() if k != name}
+    result = infer_rules(data.recording, [rule], free={rule: [name]}, fixed={rule: fixed}, **FIT)
+    row = result.sel(model=rule)
+    assert str(row[f"{name}_laplace_status"].values) == "ok"
+    assert float(row[f"{name}_ci95_low"]) <= TRUTH[rule][name] <= float(row[f"{name}_ci95_high"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rule", ["stdp", "triplet", "delta"])
+def test_the_rule_that_made_the_data_wins(rule):
+    data = recording(rule, duration_s=200.0)
+    result = infer_rules(data.recording, list(FREE), free=FREE, uncertainty=False, **FIT)
+    bits = result.bits_per_spike.drop_sel(model="static")
+    assert str(bits.idxmax("model").values) == rule, bits.values
+
+
+@pytest.mark.slow
+def test_lif_neuron_plastic_beats_static():
+    """Brian2 makes the data (a LIF neuron, pair STDP, weights clipped to [0, w_max]), the torch model infers:
+    the plastic GLM explains the held-out spikes better than the static one and infers depression."""
+    inputs = gt.poisson_inputs(50, 120.0, 15.0, seed=0)
+    data = gt.lif_neuron("stdp", inputs, 120.0, parameters={"A_plus": 0.004, "A_minus": 0.0025}, initial_weight=0.08,
+                         config=gt.LIFConfig(w_max=0.2))  # fmt: skip
+    final = data.truth.final_weight.values
+    assert final.mean() < 0.08  # the synapses depressed on average
+    result = infer_rules(data.recording, ["stdp"], free={"stdp": FREE["stdp"]}, uncertainty=False, **FIT)
+    bits = result.bits_per_spike
+    assert float(bits.sel(model="stdp")) > float(bits.sel(model="static"))
+    assert np.isfinite(result.weight.sel(model="stdp").values).all()
