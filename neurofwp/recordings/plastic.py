@@ -264,9 +264,7 @@ def _weights_scan(rule: Rule, values, events: Events) -> torch.Tensor:
     rates = {
         t.name: (1.0 / values[t.tau] if dt_ms is None else -torch.log1p(-dt_ms / values[t.tau])) for t in rule.traces
     }
-    before = {
-        t.name: torch_backend._traces_before(elapsed, fired[t.source], rates[t.name], t.reset) for t in rule.traces
-    }
+    before = {t.name: _traces_before(elapsed, fired[t.source], rates[t.name], t.reset) for t in rule.traces}
     namespace = {name: value[:, None, :] for name, value in values.items()} | before  # [N, E, 1]
     read = torch_backend.spike_reads(rule)
     for name, expression, _unit in rule.summed:
@@ -343,13 +341,52 @@ def drift_integrals(
 
 def affine_prefix(scale: torch.Tensor, shift: torch.Tensor, initial: float = 1.0) -> torch.Tensor:
     r"""``x_e`` of :math:`x_e = a_e x_{e-1} + b_e` from :math:`x_{-1}` = ``initial`` along dim 1, for
-    ``scale`` a and ``shift`` b; the maps composed by a parallel prefix scan (Hillis–Steele, log2(E) rounds)."""
-    span = 1
-    while span < scale.shape[1]:
-        shift = torch.cat([shift[:, :span], scale[:, span:] * shift[:, :-span] + shift[:, span:]], dim=1)
-        scale = torch.cat([scale[:, :span], scale[:, span:] * scale[:, :-span]], dim=1)
+    ``scale`` a and ``shift`` b; the maps composed by a parallel prefix scan (Hillis–Steele, log2(E) rounds).
+
+    The gradient is the adjoint recurrence, itself a reversed scan: :math:`\lambda_e = \bar x_e +
+    a_{e+1}\lambda_{e+1}`, :math:`\bar b_e = \lambda_e`, :math:`\bar a_e = \lambda_e x_{e-1}` (cheaper than
+    differentiating every round of the scan)."""
+    return _AffineScan.apply(scale, shift, float(initial))
+
+
+def _compose(scale: torch.Tensor, shift: torch.Tensor, initial: float) -> torch.Tensor:
+    """The scan of :func:`affine_prefix` without autograd, updating copies in place."""
+    scale, shift = scale.clone(), shift.clone()
+    length, span = scale.shape[1], 1
+    while span < length:  # compose each map with the one `span` events earlier
+        shift[:, span:] = torch.addcmul(shift[:, span:], scale[:, span:], shift[:, : length - span])
+        scale[:, span:] = scale[:, span:] * scale[:, : length - span]
         span *= 2
     return scale * initial + shift
+
+
+class _AffineScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, scale, shift, initial):
+        scale, shift = torch.broadcast_tensors(scale, shift)
+        with torch.no_grad():
+            x = _compose(scale, shift, initial)
+        ctx.save_for_backward(scale, x)
+        ctx.initial = initial
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        scale, x = ctx.saved_tensors
+        with torch.no_grad():
+            following = torch.cat([scale[:, 1:], torch.zeros_like(scale[:, :1])], dim=1)  # a_{e+1}
+            adjoint = torch.flip(_compose(torch.flip(following, [1]), torch.flip(grad, [1]), 0.0), [1])
+            previous = torch.cat([torch.full_like(x[:, :1], ctx.initial), x[:, :-1]], dim=1)  # x_{e-1}
+        return adjoint * previous, adjoint, None
+
+
+def _traces_before(elapsed: torch.Tensor, fired: torch.Tensor, rate: torch.Tensor, reset: bool) -> torch.Tensor:
+    """A standard trace just before each event, ``[N, E, M]`` (the torch backend's ``_traces_before``, by
+    :func:`affine_prefix`): ``tr <- a_e (tr + f_{e-1})``, or ``a_e`` after a spike of a reset trace."""
+    decay = torch.exp(-elapsed[..., None] * rate.reshape(1, 1, -1))
+    spiked = torch.cat([torch.zeros_like(fired[:, :1]), fired[:, :-1]], dim=1)[..., None]  # source fired at e - 1
+    scale = torch.where(spiked, 0.0, decay) if reset else decay
+    return affine_prefix(scale, torch.where(spiked, decay, 0.0), initial=0.0)
 
 
 def _weights_loop(rule: Rule, values, events: Events) -> tuple[torch.Tensor, torch.Tensor | None]:
