@@ -583,3 +583,39 @@ def write_nwb(ground_truth: GroundTruth, path: str | os.PathLike) -> Path:
 def write_truth(ground_truth: GroundTruth, path: str | os.PathLike) -> Path:
     """The true weights and parameters as netCDF."""
     return save_netcdf(ground_truth.truth, path)
+
+
+def figure(truths: Mapping[str, GroundTruth], inferences: Mapping[str, xr.Dataset], path_stem: str) -> list[str]:
+    """One row per ground truth: the true and the inferred relative weights :math:`w_i(t)/w_i(0)` (the
+    generating rule's fit, or the best plastic one) of a few inputs, and the held-out bits per spike of
+    every model; saved as PNG and SVG."""
+    import seaborn as sns
+
+    from neurofwp import plotting
+
+    with plotting.style():
+        fig = plotting.figure(10, 3.0 * len(truths))
+        axes = np.atleast_2d(fig.subplots(len(truths), 2, width_ratios=[2.2, 1]))
+        for row, (label, truth) in enumerate(truths.items()):
+            inference = inferences[label]
+            rule = truth.truth.attrs["rule"]
+            plastic = inference.bits_per_spike.drop_sel(model="static")
+            shown = rule if rule in inference.model.values else str(plastic.idxmax("model").values)
+            true = truth.truth.weight / truth.truth.initial_weight
+            inferred = inference.weight.sel(model=shown)
+            inferred = inferred / inferred.isel(time=0)
+            ax = axes[row, 0]
+            for i, name in enumerate(list(truth.truth.synapse.values)[:4]):
+                colour = f"C{i}"
+                ax.plot(true.time, true.sel(synapse=name), color=colour, lw=1.2, label="true" if i == 0 else None)
+                ax.plot(inferred.time, inferred.sel(input=name), color=colour, lw=1.2, ls="--",
+                        label=f"inferred ({shown})" if i == 0 else None)  # fmt: skip
+            test_start = float(inference.attrs.get("test_start_s", np.nan))
+            ax.axvline(test_start, color="0.5", lw=0.8, ls=":")
+            ax.set(xlabel="time (s)", ylabel="w(t) / w(0)", title=f"{label}: rule {rule} (dotted: held out from)")
+            ax.legend(frameon=False, fontsize=7)
+            frame = inference.bits_per_spike.to_dataframe().reset_index()
+            sns.barplot(frame, x="model", y="bits_per_spike", ax=axes[row, 1], color="C0")
+            axes[row, 1].set(xlabel="", ylabel="held-out bits / spike", title="model comparison")
+        sns.despine(fig)
+    return [str(path) for path in plotting.save(fig, path_stem)]
