@@ -112,8 +112,10 @@ def test_ode_equals_the_plain_gap_loop():
         end_bin=int(DURATION_S * 1000), dt_ms=None, **options,
     )  # fmt: skip
     (expected,) = torch.autograd.grad(reference, theta)
-    assert abs(float(value) - float(reference)) <= 1e-10 * abs(float(reference))
-    np.testing.assert_allclose(gradient.numpy(), expected.numpy(), rtol=1e-9, atol=1e-9 * abs(float(reference)))
+    assert abs(float(value.detach()) - float(reference.detach())) <= 1e-10 * abs(float(reference.detach()))
+    np.testing.assert_allclose(
+        gradient.numpy(), expected.numpy(), rtol=1e-9, atol=1e-9 * abs(float(reference.detach()))
+    )
     # and the delta rule's closed form: over a gap the weight is multiplied by exp(-eta x+^2 (1 - e^(-2 gap/tau)) / 2)
     after = {"x": torch.tensor([[[0.7], [1.9]]], dtype=torch.float64)}
     gaps = torch.tensor([[3.0, 400.0]], dtype=torch.float64)

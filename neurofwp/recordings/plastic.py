@@ -29,11 +29,14 @@ source's spikes (the torch backend's prefix scan ``_traces_before``; the postsyn
 all units) and read at the other side's spikes from the last source spike before them (at equal
 times pre before post); each spike's change :math:`\Delta` follows from ``on_pre``/``on_post`` and
 :math:`m(s^-) = 1 + \sum_{\text{earlier}} \Delta` is two cumulative sums and a gather. Clock-driven
-rules (a drift linear in w, integrated by Euler steps of ``dt_ms`` as the torch backend and Brian2
-do): each unit's pre and post spikes merged into one stream ``[units, events]`` (:class:`Events`),
-the traces before each event by the prefix scan, the gap after each event multiplying w by the
-backend's windowed Euler product :math:`F_e`, so that :math:`m(e^-) = F_{e-1}(m(e-1^-) + \Delta_{e-1})`
-is an affine recurrence, again a prefix scan (:func:`affine_prefix`). Rules whose spike updates read
+rules (a drift :math:`dw/dt = w\,g(\text{traces})`, linear in w as every rule's drift is): each
+unit's pre and post spikes merged into one stream ``[units, events]`` (:class:`Events`), the
+traces before each event by the prefix scan, the gap after each event multiplying w by
+:math:`F_e = \exp\int_0^{\Delta_e} g` (method ``"ode"``, the default: the traces' exact decay,
+Gauss–Legendre in :math:`u = e^{-s/\tau}`, :func:`drift_integrals`), or by the backend's windowed
+Euler product over steps of ``dt_ms`` with spikes on that grid (method ``"scan"``, as the torch
+backend and Brian2 integrate), so that :math:`m(e^-) = F_{e-1}(m(e-1^-) + \Delta_{e-1})` is an
+affine recurrence, again a prefix scan (:func:`affine_prefix`). Rules whose spike updates read
 w, traces with a rest or an ``on_spike`` update, and rules with a ``response`` run the event loop
 (method ``"loop"``, vectorised over units, one Python step per event): correct, slower. The coupling
 is an exponential filter of the presynaptic kicks (:func:`exponential_filter`). The plain reference
@@ -904,10 +907,11 @@ def infer_rules(
         starts: rule-parameter starts per rule (:func:`start_points`: the quiescent point, the defaults,
             then uniform within the bounds from ``seed``).
         held_out: the final fraction of the recording kept for the held-out comparison.
-        dt_ms: Euler step of clock-driven rules (spikes are put on this grid for them).
+        dt_ms: Euler step of clock-driven rules under ``method`` ``"scan"`` or ``"loop"`` (spikes are put on
+            this grid for them); the default ``"ode"`` solves their drift exactly and ignores it.
         uncertainty: Laplace intervals of the rule parameters.
         trajectory_points: samples of each weight trajectory in the result.
-        method: ``"auto"``, ``"scan"`` or ``"loop"`` (see :func:`weights_before`).
+        method: ``"auto"``, ``"ode"``, ``"scan"`` or ``"loop"`` (see :func:`weights_before`).
 
     Returns a Dataset over ``model`` (each rule's name, then ``static``): ``bits_per_spike`` (held
     out), ``train_bits_per_spike``, ``log_likelihood`` and ``held_out_log_likelihood`` (nats),
