@@ -196,6 +196,38 @@ def test_no_false_discovery_on_static_couplings():
     assert np.isnan(float(result.A_plus.sel(model="static")))
 
 
+@pytest.mark.parametrize("name", ["stdp", "delta"])
+def test_simulate_draws_from_the_likelihoods_model(monkeypatch, name):
+    """The generator and the likelihood are one model: the factor m(s^-) the simulation gave every presynaptic
+    spike equals the likelihood's to 1e-12 (the delta rule on the simulation's Euler grid, method "scan"),
+    on data whose weights move by tens of percent."""
+    seen = []
+    step = plastic._RuleState.step
+
+    def recording_step(self, time_ms, kind, unit):
+        factor = step(self, time_ms, kind, unit)
+        if kind == plastic.PRE:
+            seen.append((unit, factor))
+        return factor
+
+    monkeypatch.setattr(plastic._RuleState, "step", recording_step)
+    rng = np.random.default_rng(6)
+    pre = {f"u{i}": np.sort(rng.uniform(0, 20.0, 200)) for i in range(4)}
+    w0 = [1.0, 0.5, -0.5, 1.5]
+    values = {"stdp": {"A_plus": 0.01, "A_minus": 0.012}, "delta": PARAMETERS["delta"]}[name]
+    recording = plastic.simulate(name, pre, 20.0, baseline=np.log(0.02), w0=w0, parameters=values, dt_ms=0.1)
+    rule = get_rule(name)
+    glm = plastic.PlasticGLM(
+        plastic.check_trains(recording), rule, held={**rule.defaults(), **values}, bin_ms=1.0, history_lags=0,
+        coupling_tau_ms=5.0, likelihood="poisson", method="scan", dt_ms=0.1,
+    )  # fmt: skip
+    efficacy = glm.efficacy(glm.split(torch.as_tensor(glm.pack(np.log(0.02), [], [], w0, {})))).numpy()
+    units = np.array([u for u, _f in seen])
+    simulated = np.array([f for _u, f in seen])[np.argsort(units, kind="stable")]  # unit by unit, in time order
+    np.testing.assert_allclose(efficacy, simulated, rtol=0, atol=1e-12)
+    assert np.abs(efficacy - 1).max() > 0.1
+
+
 # ---------------------------------------------------------------------------------------- bad input
 
 
