@@ -23,8 +23,8 @@ from neurofwp.recordings import infer_rules
 # Parameters (``NEUROFWP_QUICK=1``: short recordings and one candidate rule, as in the docs build)
 OUT = Path(os.environ.get("NEUROFWP_OUT", "results/infer_rule"))
 QUICK = bool(os.environ.get("NEUROFWP_QUICK"))
-GLM_SECONDS = 20.0 if QUICK else 200.0
-LIF_SECONDS = 5.0 if QUICK else 120.0
+GLM_SECONDS = 15.0 if QUICK else 200.0
+LIF_SECONDS = 3.0 if QUICK else 120.0
 RULE, TRUTH = "stdp", {"A_plus": 0.015, "A_minus": 0.009}
 GLM = {"n_inputs": 10, "rate_hz": 20.0, "initial_weight": 0.5, "baseline_hz": 10.0}
 LIF = {"n_inputs": 50, "rate_hz": 15.0, "initial_weight": 0.08, "truth": {"A_plus": 0.004, "A_minus": 0.0025}}

@@ -23,7 +23,7 @@ def run(script: Path, out: Path) -> str:
 
 
 def test_every_simulation_is_covered():
-    assert {p.stem for p in SCRIPTS} == {"plot_stp_trains", "plot_song2000", "plot_delta_readout"}
+    assert {p.stem for p in SCRIPTS} == {"plot_stp_trains", "plot_song2000", "plot_delta_readout", "plot_infer_rule"}
 
 
 def test_stp_trains_match_the_recursion_by_hand(tmp_path):
@@ -60,3 +60,24 @@ def test_delta_readout_moves_towards_the_expected_weights(tmp_path):
     assert np.corrcoef(learned, expected)[0, 1] > 0.6
     assert np.linalg.norm(learned - expected) < 0.8 * np.linalg.norm(expected)  # the start, w = 0, is at 1.0
     assert (tmp_path / "delta_readout.png").is_file()
+
+
+def test_infer_rule_writes_recordings_truth_and_inference(tmp_path):
+    """Short ground truths (GLM and Brian2 LIF neurons): the recordings read back, the truth and the
+    inference are netCDF over the expected dimensions, and the figure is there."""
+    from neurofwp.recordings import load_npz, load_nwb
+
+    output = run(ROOT / "simulations" / "plot_infer_rule.py", tmp_path)
+    for generator in ("glm", "lif"):
+        truth = xr.load_dataset(tmp_path / f"ground_truth_{generator}.nc")
+        inference = xr.load_dataset(tmp_path / f"inference_{generator}.nc")
+        assert truth.weight.dims == ("time", "synapse") and truth.attrs["rule"] == "stdp"
+        assert list(inference.model.values) == ["stdp", "static"]
+        assert inference.weight.dims == ("model", "input", "time")
+        npz = load_npz(tmp_path / f"ground_truth_{generator}.npz")
+        nwb = load_nwb(tmp_path / f"ground_truth_{generator}.nwb", 0)
+        assert (
+            np.array_equal(npz.spike_times_s, nwb.spike_times_s)
+            and len(npz.input_spike_times_s) == truth.sizes["synapse"]
+        )
+    assert (tmp_path / "infer_rule.png").is_file() and "held-out bits/spike" in output
