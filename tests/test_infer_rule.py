@@ -128,7 +128,9 @@ def test_ode_equals_the_plain_gap_loop():
 def test_euler_converges_to_the_ode():
     """Euler steps of dt (spikes on the dt grid, the torch backend's scheme) approach the exact solution at
     first order: the weights m(s^-) at every presynaptic spike of the delta rule within 2e-3 of the exact
-    ones, relative to their largest change, at dt = 0.01 ms, and the error falls 8-12x from dt = 0.1 ms."""
+    ones, relative to their largest change, at dt = 0.01 ms; the plain reference's Euler log-likelihood
+    within 1e-3 of the plastic part of the exact one (log L - log L_static); both errors fall by a factor
+    of 10^(1 +- 0.2) from dt = 0.1 ms (order 0.8 to 1.2)."""
     rule = get_rule("delta")
     trains = plastic.check_trains(short_trains())
     tensors, _ = torch_backend.parameter_tensors(rule, PARAMETERS["delta"], torch.float64)
@@ -143,7 +145,20 @@ def test_euler_converges_to_the_ode():
         euler, _ = plastic.weights_before(rule, tensors, events, method="scan")
         errors[dt_ms] = float((euler[events.pre_rows, events.pre_columns] - exact).abs().max()) / size
     assert errors[0.01] < 2e-3, errors
-    assert 8 < errors[0.1] / errors[0.01] < 12, errors  # first order: error ∝ dt
+    assert 10**0.8 < errors[0.1] / errors[0.01] < 10**1.2, errors  # first order: error ∝ dt
+    options = dict(
+        baseline=torch.tensor(-3.0, dtype=torch.float64), history=torch.tensor([0.3, -0.2], dtype=torch.float64),
+        w0=torch.tensor([0.8, -0.5, 0.4], dtype=torch.float64), bin_ms=1.0, coupling_tau_ms=2.0,
+        likelihood="poisson", end_bin=int(DURATION_S * 1000),
+    )  # fmt: skip
+    ode = float(naive.log_likelihood(trains, rule, tensors, dt_ms=None, **options))
+    effect = ode - float(naive.log_likelihood(trains, None, None, **options))
+    assert abs(effect) > 1.0
+    gaps = {
+        dt: abs(float(naive.log_likelihood(trains, rule, tensors, dt_ms=dt, **options)) - ode) for dt in (0.1, 0.01)
+    }
+    assert gaps[0.01] < 1e-3 * abs(effect), (gaps, effect)
+    assert 10**0.8 < gaps[0.1] / gaps[0.01] < 10**1.2, gaps
     with pytest.raises(Exception, match="needs events on its Euler grid"):
         plastic.weights_before(rule, tensors, exact_events, method="scan")
 
