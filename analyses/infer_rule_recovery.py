@@ -106,11 +106,14 @@ def draw(result: xr.Dataset):
             axes[0].plot(minutes, row.recovery_error.median("seed"), "o-", color=colour, label=f"{count} inputs")
             axes[1].plot(minutes, row.ci95_width.median("seed"), "o-", color=colour)
             axes[2].plot(minutes, row.held_out_gain.mean("seed"), "o-", color=colour)
-        axes[0].set(xscale="log", yscale="log", xlabel="recording (min)", ylabel="|A- fitted - true| / true",
+        axes[0].set(xscale="log", xlabel="recording (min)", ylabel="|A- fitted - true| / true",
                     title="recovery error (median over seeds)")  # fmt: skip
         axes[0].legend(frameon=False)
-        axes[1].set(xscale="log", yscale="log", xlabel="recording (min)", ylabel="95 % interval width / true",
+        axes[1].set(xscale="log", xlabel="recording (min)", ylabel="95 % interval width / true",
                     title="interval width of A-")  # fmt: skip
+        for ax, values in ((axes[0], result.recovery_error), (axes[1], result.ci95_width)):
+            if bool((values > 0).any()):  # a log axis needs a positive value (a tiny grid may have none)
+                ax.set_yscale("log")
         axes[2].axhline(0.0, color="0.5", lw=0.8)
         axes[2].set(xscale="log", xlabel="recording (min)", ylabel="bits / spike", title="held-out gain, stdp - static")
         ticks = minutes.values

@@ -129,3 +129,34 @@ def test_lif_neuron_plastic_beats_static():
     bits = result.bits_per_spike
     assert float(bits.sel(model="stdp")) > float(bits.sel(model="static"))
     assert np.isfinite(result.weight.sel(model="stdp").values).all()
+
+
+def _analysis(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "analyses" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_recovery_analysis_runs_on_a_small_grid(tmp_path):
+    import xarray as xr
+
+    analysis = _analysis("infer_rule_recovery")
+    analysis.main(["--out", str(tmp_path), "--figure", str(tmp_path / "recovery"), "--seeds", "1",
+                   "--inputs", "5", "--durations", "25"])  # fmt: skip
+    result = xr.load_dataset(tmp_path / "infer_rule_recovery.nc")
+    assert result.recovery_error.dims == ("duration", "n_inputs", "seed") and result.duration.attrs["units"] == "s"
+    assert (tmp_path / "recovery.png").is_file()
+
+
+def test_sound_onsets_rise_through_the_quantile_and_keep_their_distance():
+    analysis = _analysis("infer_rule_real")
+    rate = 1000.0
+    envelope = np.zeros(1000)
+    for start, stop in ((100, 110), (112, 120), (300, 310), (700, 710)):  # the rise at 112 is 12 ms after 100
+        envelope[start:stop] = 1.0
+    times = analysis.onsets(envelope, rate, quantile=0.97, refractory_ms=20.0)
+    assert np.allclose(times, [0.1, 0.3, 0.7])
