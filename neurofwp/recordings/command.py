@@ -61,7 +61,13 @@ def _folder(path: str) -> Path:
 @click.option("--likelihood", type=click.Choice(["poisson", "bernoulli"]), default="poisson", show_default=True)
 @click.option("--starts", default=3, show_default=True, help="rule-parameter starts per rule")
 @click.option("--held-out", default=0.2, show_default=True, help="final fraction of the recording held out")
-@click.option("--dt-ms", default=0.1, show_default=True, help="Euler step of clock-driven rules")
+@click.option(
+    "--dt-ms",
+    default=0.1,
+    show_default=True,
+    help="time step of the per-event path (rules whose spike updates read w); "
+    "clock-driven rules are solved exactly between events",
+)
 @click.option(
     "--fix",
     "fixes",
