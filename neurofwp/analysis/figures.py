@@ -83,7 +83,8 @@ def _curves(result: xr.Dataset, dataset: str) -> pd.DataFrame:
 
 
 def _curve_bands(ax, result: xr.Dataset, dataset: str, x: str, colours, timing: float | None = None) -> None:
-    """The posterior predictive (central 90 %) of each rule's curve as a band, where the result has one."""
+    """The posterior predictive of each rule's curve, where the result has one: its central 90 % as a band,
+    its median dashed."""
     if "curve_posterior" not in result:
         return
     rows = result.curve_dataset.values == dataset
@@ -95,6 +96,7 @@ def _curve_bands(ax, result: xr.Dataset, dataset: str, x: str, colours, timing: 
             where = result[x].values[rows]
             colour = colours[_label(result, rule)]
             ax.fill_between(where, band[:, 0], band[:, -1], color=colour, alpha=0.2, lw=0)
+            ax.plot(where, band[:, 1], color=colour, lw=0.9, ls="--")  # the posterior predictive median
 
 
 def dataset_figure(result: xr.Dataset, dataset: str, folder: Path) -> list[Path]:
@@ -174,6 +176,7 @@ def dataset_figure(result: xr.Dataset, dataset: str, folder: Path) -> list[Path]
                     color=colours[label],
                     lw=1.0,
                 )
+                ax.plot(x - 0.35 + width * (i + 0.5), band.sel(quantile=0.5).values, "_", ms=7, color=colours[label])
         ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
         ax.set(xlabel="protocol")
     ax.axhline(0, color="0.7", lw=0.8)
@@ -219,6 +222,7 @@ def _train_figure(result: xr.Dataset, dataset: str, folder: Path) -> list[Path]:
                     ax.fill_between(
                         shown, band[:, 0], band[:, -1], color=colours[_label(result, rule)], alpha=0.2, lw=0
                     )
+                    ax.plot(shown, band[:, 1], color=colours[_label(result, rule)], lw=0.9, ls="--")
         ax.set(xlabel="presynaptic spike", title=train)
         ax.set_xticks(spikes)
         ax.tick_params(axis="x", labelsize=7)
