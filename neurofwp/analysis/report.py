@@ -180,14 +180,16 @@ def _rule_map(result: xr.Dataset) -> list[str]:
     if len(both) < 2:
         return lines
     best_fit = min(both, key=lambda r: float(delta.sel(rule=r)))
-    most = max(both, key=lambda r: float(capacity.sel(rule=r)))
+    top = max(float(capacity.sel(rule=r)) for r in both)
+    tied = [r for r in both if float(capacity.sel(rule=r)) == top]
+    most = best_fit if best_fit in tied else tied[0]
     text = (
         f"Map of the rules: {_label(result, best_fit)} explains the weight-change data best (mean ΔAIC "
         f"{float(delta.sel(rule=best_fit)):.1f}) and stores {float(capacity.sel(rule=best_fit)):g} pairs as a "
         f"fast-weight write rule; "
     )
     if most == best_fit:
-        text += "it also stores the most"
+        text += "it also stores the most" + (f" (as do {len(tied) - 1} other rules)" if len(tied) > 1 else "")
     else:
         text += (
             f"{_label(result, most)} stores the most ({float(capacity.sel(rule=most)):g} pairs, mean ΔAIC "
