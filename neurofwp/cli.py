@@ -156,16 +156,17 @@ def _bounds(items: tuple[str, ...]) -> dict[str, tuple[float, float]]:
     return bounds
 
 
-def _parameters(items: tuple[str, ...]) -> dict[str, float]:
+def _parameters(items: tuple[str, ...], option: str = "--param") -> dict[str, float]:
+    """``NAME=VALUE`` items of ``option`` as numbers by name."""
     values = {}
     for item in items:
         name, sep, text = item.partition("=")
         if not sep or not name.strip():
-            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--param")
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint=option)
         try:
             values[name.strip()] = float(text)
         except ValueError:
-            raise click.BadParameter(f"{name.strip()}: {text!r} is not a number", param_hint="--param") from None
+            raise click.BadParameter(f"{name.strip()}: {text!r} is not a number", param_hint=option) from None
     return values
 
 

@@ -60,6 +60,7 @@ import xarray as xr
 import neurofwp
 from neurofwp.errors import NeurofwpError, OutOfRangeError, ShapeError
 from neurofwp.io import atomic_path, check_writable, save_netcdf
+from neurofwp.networks.song2000 import LIF_EQUATIONS, lif_namespace
 from neurofwp.plasticity.rules import Rule, check_time_step, resolve_rule
 from neurofwp.recordings.loaders import Recording
 
@@ -500,11 +501,8 @@ def lif_neuron(
     sources = b2.SpikeGeneratorGroup(len(trains), indices, times * b2.ms, dt=config.dt_ms * b2.ms)
     sums = "" if resolved_rule is None else "\n".join(f"{n} : {u}" for n, _e, u in resolved_rule.summed)
     neuron = b2.NeuronGroup(
-        1,
-        "dv/dt = (ge * (E_e - v) + E_l - v) / tau_m : volt\ndge/dt = -ge / tau_e : 1\n" + sums,
-        threshold="v > v_t", reset="v = v_r", method="euler", clock=clock,
-        namespace={"E_e": config.E_e_mV * b2.mV, "E_l": config.E_l_mV * b2.mV, "tau_m": config.tau_m_ms * b2.ms,
-                   "tau_e": config.tau_e_ms * b2.ms, "v_t": config.v_t_mV * b2.mV, "v_r": config.v_r_mV * b2.mV},
+        1, LIF_EQUATIONS + sums, threshold="v > v_t", reset="v = v_r", method="euler", clock=clock,
+        namespace=lif_namespace(config),
     )  # fmt: skip
     neuron.v = config.v_r_mV * b2.mV
     post_code = ""

@@ -51,6 +51,24 @@ class Song2000Config:
     record_every_s: float = 1.0
 
 
+#: The conductance-based LIF neuron (module docstring); constants from :func:`lif_namespace`.
+LIF_EQUATIONS = "dv/dt = (ge * (E_e - v) + E_l - v) / tau_m : volt\ndge/dt = -ge / tau_e : 1\n"
+
+
+def lif_namespace(config) -> dict:
+    """The Brian2 constants of :data:`LIF_EQUATIONS`, with units, from a config's ``*_mV`` / ``*_ms`` fields."""
+    import brian2 as b2
+
+    return {
+        "E_e": config.E_e_mV * b2.mV,
+        "E_l": config.E_l_mV * b2.mV,
+        "tau_m": config.tau_m_ms * b2.ms,
+        "tau_e": config.tau_e_ms * b2.ms,
+        "v_t": config.v_t_mV * b2.mV,
+        "v_r": config.v_r_mV * b2.mV,
+    }
+
+
 def build(config: Song2000Config, seed: int):
     """The Brian2 objects of the network (inputs, neuron, synapses, monitors)."""
     import brian2 as b2
@@ -61,12 +79,8 @@ def build(config: Song2000Config, seed: int):
     clock = b2.Clock(dt=config.dt_ms * b2.ms, name="song2000_clock")
     inputs = b2.PoissonGroup(config.n_inputs, rates=config.input_rate_hz * b2.Hz, clock=clock, name="song2000_inputs")
     neuron = b2.NeuronGroup(
-        1,
-        """dv/dt = (ge * (E_e - v) + E_l - v) / tau_m : volt
-           dge/dt = -ge / tau_e : 1""",
-        threshold="v > v_t", reset="v = v_r", method="euler", clock=clock, name="song2000_neuron",
-        namespace={"E_e": config.E_e_mV * b2.mV, "E_l": config.E_l_mV * b2.mV, "tau_m": config.tau_m_ms * b2.ms,
-                   "tau_e": config.tau_e_ms * b2.ms, "v_t": config.v_t_mV * b2.mV, "v_r": config.v_r_mV * b2.mV},
+        1, LIF_EQUATIONS, threshold="v > v_t", reset="v = v_r", method="euler", clock=clock, name="song2000_neuron",
+        namespace=lif_namespace(config),
     )  # fmt: skip
     neuron.v = config.v_r_mV * b2.mV
     synapses = b2.Synapses(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from neurofwp.cli import _parameters
 from neurofwp.io import OutputPathError
 
 RESULT = "inference.nc"
@@ -19,19 +20,6 @@ def _ids(text: str | None) -> list[str] | None:
     if not items:
         raise click.BadParameter(f"{text!r} names no unit; give ids separated by commas, e.g. 2,3,5")
     return items
-
-
-def _values(items: tuple[str, ...]) -> dict[str, float]:
-    values = {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        if not sep or not name.strip():
-            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--fix")
-        try:
-            values[name.strip()] = float(text)
-        except ValueError:
-            raise click.BadParameter(f"{name.strip()}: {text!r} is not a number", param_hint="--fix") from None
-    return values
 
 
 def _folder(path: str) -> Path:
@@ -91,7 +79,7 @@ def infer_rule_command(
 
     folder = _folder(out_dir)
     resolved = [resolve_rule(rule) for rule in rules]
-    values = _values(fixes)
+    values = _parameters(fixes, "--fix")
     for name in values:
         if not any(name in rule.parameter_names for rule in resolved):
             raise click.BadParameter(

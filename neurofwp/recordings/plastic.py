@@ -75,7 +75,7 @@ import xarray as xr
 
 import neurofwp
 from neurofwp.errors import DTypeError, NeurofwpError, OutOfRangeError, UnknownNameError
-from neurofwp.fit import AT_BOUND_TOLERANCE, FLAT_LOADING, FLAT_TOLERANCE, Z95
+from neurofwp.fit import AT_BOUND_TOLERANCE, FLAT_LOADING, FLAT_TOLERANCE, Z95, _positive_int
 from neurofwp.fit import _bounds as fit_bounds
 from neurofwp.plasticity import torch_backend
 from neurofwp.plasticity.definition import check_parameter_value, check_time_step
@@ -713,14 +713,6 @@ def whole_bins(duration_ms: float, bin_ms: float) -> int:
     return int(math.floor(duration_ms / bin_ms + 1e-9))
 
 
-def _integer(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise DTypeError(f"{name} must be an int >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise OutOfRangeError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _positive(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise DTypeError(f"{name} must be a number, got {value!r}")
@@ -956,12 +948,12 @@ def infer_rules(
     bin_ms = _positive("bin_ms", bin_ms)
     coupling_tau_ms = _positive("coupling_tau_ms", coupling_tau_ms)
     dt_ms = _positive("dt_ms", dt_ms)
-    history_lags = _integer("history_lags", history_lags, 0)
-    stimulus_lags = _integer("stimulus_lags", stimulus_lags, 1)
-    starts = _integer("starts", starts, 1)
-    seed = _integer("seed", seed, 0)
-    max_iterations = _integer("max_iterations", max_iterations, 1)
-    trajectory_points = _integer("trajectory_points", trajectory_points, 2)
+    history_lags = _positive_int("history_lags", history_lags, 0)
+    stimulus_lags = _positive_int("stimulus_lags", stimulus_lags, 1)
+    starts = _positive_int("starts", starts, 1)
+    seed = _positive_int("seed", seed, 0)
+    max_iterations = _positive_int("max_iterations", max_iterations, 1)
+    trajectory_points = _positive_int("trajectory_points", trajectory_points, 2)
     if isinstance(held_out, bool) or not isinstance(held_out, numbers.Real):
         raise DTypeError(f"held_out must be a number, got {held_out!r}")
     if not 0.05 <= float(held_out) <= 0.9:
