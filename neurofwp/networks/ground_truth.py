@@ -46,6 +46,7 @@ with the postsynaptic neuron as id 0 and input ``i`` as id ``i``; netCDF).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import warnings
@@ -139,6 +140,35 @@ def poisson_inputs(
     # a common train at r_max / c, each spike copied with probability c r_i / r_max: rate r_i, count correlation c
     common = train(float(rates.max()) / correlation)
     trains = [common[rng.random(len(common)) < correlation * rate / rates.max()] for rate in rates]
+    return trains
+
+
+def alternating_inputs(
+    n_inputs: int,
+    duration_s: float,
+    low_hz: float,
+    high_hz: float,
+    period_s: float,
+    *,
+    seed: int | np.random.Generator = 0,
+) -> list[np.ndarray]:
+    """``n_inputs`` Poisson trains in two groups (odd and even inputs) whose rates switch between ``low_hz``
+    and ``high_hz`` every half ``period_s``, in antiphase: the total input rate stays constant while each
+    input's rate alternates (a rate-switch design, under which rules that normalise a neuron's input, like
+    the delta rule, and rules that only follow rates, like pair STDP, part ways)."""
+    if not (low_hz >= 0 and high_hz >= 0 and period_s > 0):
+        raise OutOfRangeError(f"rates must be >= 0 Hz and period_s > 0, got {low_hz}, {high_hz}, {period_s}")
+    if isinstance(n_inputs, bool) or not isinstance(n_inputs, (int, np.integer)) or n_inputs < 1:
+        raise OutOfRangeError(f"n_inputs must be an int >= 1, got {n_inputs!r}")
+    rng = np.random.default_rng(seed)
+    phase = square_wave(duration_s, period_s)
+    trains = []
+    for i in range(n_inputs):
+        up = phase > 0 if i % 2 == 0 else phase < 0
+        rate = np.where(up, high_hz, low_hz)  # per 1 ms sample
+        counts = rng.poisson(rate * 1e-3)
+        times = (np.repeat(np.arange(len(rate)), counts) + rng.random(int(counts.sum()))) * 1e-3
+        trains.append(np.sort(times[times < duration_s]))
     return trains
 
 
@@ -294,15 +324,21 @@ def glm_neuron(
     likelihood: str = "poisson",
     dt_ms: float = 0.1,
     record_every_ms: float = 100.0,
+    stimulus: np.ndarray | None = None,
+    stimulus_rate_hz: float = 1000.0,
+    stimulus_gain: float = 1.0,
     seed: int | np.random.Generator = 0,
 ) -> GroundTruth:
-    """Simulate the GLM neuron (module docstring) driven by ``inputs`` (spike times in s).
+    r"""Simulate the GLM neuron (module docstring) driven by ``inputs`` (spike times in s).
 
     ``rule=None``: static weights. ``parameters``: the rule's parameters (defaults for missing
     names); ``initial_weight``: :math:`w_{0,i}`, the log-rate change per unit kernel;
     ``likelihood``: ``"poisson"`` counts or ``"bernoulli"`` (at most one spike per bin, logit link);
-    ``dt_ms``: the Euler step of clock-driven rules. The random numbers come from ``seed`` alone;
-    nothing global is touched.
+    ``dt_ms``: the Euler step of clock-driven rules. ``stimulus``: a drive of the neuron itself (1-d,
+    sampled at ``stimulus_rate_hz``, covering the recording), as current injected into a patched cell
+    that sets its firing rate: :math:`\eta_k` gains :math:`g\, s(t_k)` (``stimulus_gain``, :math:`s` at the bin's
+    centre), and the recording carries the stimulus for the inference's stimulus filter. The random
+    numbers come from ``seed`` alone; nothing global is touched.
     """
     rng = np.random.default_rng(seed)
     if not (math.isfinite(duration_s) and duration_s > 0):
@@ -323,6 +359,11 @@ def glm_neuron(
     rate = baseline_hz * bin_s
     baseline = math.log(rate) if likelihood == "poisson" else math.log(rate / (1.0 - rate))
     decay = math.exp(-bin_ms / coupling_tau_ms)
+    drive = np.zeros(n_bins)
+    if stimulus is not None:
+        stimulus = _checked_stimulus(stimulus, stimulus_rate_hz, stimulus_gain, duration_s)
+        centres = np.floor((np.arange(n_bins) + 0.5) * bin_s * stimulus_rate_hz).astype(np.int64)
+        drive = stimulus_gain * stimulus[np.minimum(centres, len(stimulus) - 1)]
     times = np.concatenate(trains)
     synapse = np.concatenate([np.full(len(t), i) for i, t in enumerate(trains)])
     order = np.argsort(times, kind="stable")
@@ -339,7 +380,7 @@ def glm_neuron(
         # bins k … last share what drives them: every spike that acts on them is already delivered
         last = min(int(first[cursor]) - 1, n_bins - 1) if cursor < len(times) else n_bins - 1
         # the coupling decays from bin k on: no spike is delivered to bins k + 1 … last
-        eta = baseline + coupling * decay ** np.arange(last - k + 1)
+        eta = baseline + drive[k : last + 1] + coupling * decay ** np.arange(last - k + 1)
         expected = _expected_counts(eta, likelihood, k, bin_s)
         counts = rng.poisson(expected) if likelihood == "poisson" else (rng.random(len(eta)) < expected).astype(int)
         bins = np.repeat(np.arange(k, last + 1), counts)
@@ -391,7 +432,38 @@ def glm_neuron(
     }
     if resolved_rule is not None and resolved_rule.clock_driven:
         attrs["dt_ms"] = dt_ms
-    return _ground_truth(resolved_rule, resolved, trains, post, duration_s, w0, final, samples_ms, sampled, seed, attrs)
+    if stimulus is not None:
+        attrs.update(stimulus_rate_hz=stimulus_rate_hz, stimulus_gain=stimulus_gain)
+    truth = _ground_truth(
+        resolved_rule, resolved, trains, post, duration_s, w0, final, samples_ms, sampled, seed, attrs
+    )
+    if stimulus is not None:
+        truth.recording = dataclasses.replace(truth.recording, stimulus=stimulus, stimulus_rate_hz=stimulus_rate_hz)
+    return truth
+
+
+def _checked_stimulus(stimulus, rate_hz: float, gain: float, duration_s: float) -> np.ndarray:
+    samples = np.asarray(stimulus, dtype=float)
+    if samples.ndim != 1 or len(samples) == 0:
+        raise ShapeError(f"the stimulus must be a 1-d array of samples, got shape {samples.shape}")
+    if not (np.all(np.isfinite(samples)) and math.isfinite(gain)):
+        raise OutOfRangeError("the stimulus and its gain must be finite")
+    if not (math.isfinite(rate_hz) and rate_hz > 0):
+        raise OutOfRangeError(f"stimulus_rate_hz must be a finite number > 0, got {rate_hz}")
+    if len(samples) / rate_hz < duration_s - 1e-9:
+        raise OutOfRangeError(
+            f"the stimulus covers {len(samples) / rate_hz:g} s of a {duration_s:g} s recording: give it for the whole"
+        )
+    return samples
+
+
+def square_wave(duration_s: float, period_s: float, rate_hz: float = 1000.0) -> np.ndarray:
+    """A stimulus of ``duration_s`` sampled at ``rate_hz``: +1 for the first half of every period, -1 for the
+    second (a cell driven alternately up and down, as in a pairing experiment's high and low firing phases)."""
+    if not (period_s > 0 and duration_s > 0 and rate_hz > 0):
+        raise OutOfRangeError("duration_s, period_s and rate_hz must be > 0")
+    t = np.arange(int(math.ceil(duration_s * rate_hz))) / rate_hz
+    return np.where((t % period_s) < period_s / 2, 1.0, -1.0)
 
 
 def _ground_truth(
@@ -590,6 +662,7 @@ def figure(truths: Mapping[str, GroundTruth], inferences: Mapping[str, xr.Datase
     import seaborn as sns
 
     from neurofwp import plotting
+    from neurofwp.recordings.plastic import shade_held_out
 
     with plotting.style():
         fig = plotting.figure(10, 3.0 * len(truths))
@@ -608,9 +681,8 @@ def figure(truths: Mapping[str, GroundTruth], inferences: Mapping[str, xr.Datase
                 ax.plot(true.time, true.sel(synapse=name), color=colour, lw=1.2, label="true" if i == 0 else None)
                 ax.plot(inferred.time, inferred.sel(input=name), color=colour, lw=1.2, ls="--",
                         label=f"inferred ({shown})" if i == 0 else None)  # fmt: skip
-            test_start = float(inference.attrs.get("test_start_s", np.nan))
-            ax.axvline(test_start, color="0.5", lw=0.8, ls=":")
-            ax.set(xlabel="time (s)", ylabel="w(t) / w(0)", title=f"{label}: rule {rule} (dotted: held out from)")
+            shade_held_out(ax, inference)
+            ax.set(xlabel="time (s)", ylabel="w(t) / w(0)", title=f"{label}: rule {rule} (grey: held out)")
             ax.legend(frameon=False, fontsize=7)
             frame = inference.bits_per_spike.to_dataframe().reset_index()
             sns.barplot(frame, x="model", y="bits_per_spike", ax=axes[row, 1], color="C0")

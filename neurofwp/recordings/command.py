@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import numpy as np
 
 from neurofwp.cli import _parameters
 from neurofwp.io import OutputPathError
@@ -48,7 +49,13 @@ def _folder(path: str) -> Path:
 @click.option("--coupling-tau-ms", default=5.0, show_default=True, help="time constant of the coupling kernel")
 @click.option("--likelihood", type=click.Choice(["poisson", "bernoulli"]), default="poisson", show_default=True)
 @click.option("--starts", default=3, show_default=True, help="rule-parameter starts per rule")
-@click.option("--held-out", default=0.2, show_default=True, help="final fraction of the recording held out")
+@click.option("--held-out", default=0.2, show_default=True, help="fraction of the recording held out")
+@click.option(
+    "--held-out-blocks",
+    default=1,
+    show_default=True,
+    help="held-out blocks spread through the recording (the end of each of this many equal segments); 1: the end",
+)
 @click.option(
     "--dt-ms",
     default=0.1,
@@ -66,8 +73,8 @@ def _folder(path: str) -> Path:
 @click.option("--seed", default=0, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def infer_rule_command(
-    recording, post, pre, rules, out_dir, bin_ms, history_lags, coupling_tau_ms, likelihood, starts, held_out, dt_ms,
-    fixes, seed, progress,
+    recording, post, pre, rules, out_dir, bin_ms, history_lags, coupling_tau_ms, likelihood, starts, held_out,
+    held_out_blocks, dt_ms, fixes, seed, progress,
 ) -> None:  # fmt: skip
     """Fit point-process GLMs whose couplings evolve under each --rule, and the static GLM, to the spikes of
     RECORDING (.nwb: a Units table; .npz: spike_times_s is postsynaptic, input_spike_times_s__<name> presynaptic);
@@ -89,15 +96,15 @@ def infer_rule_command(
     loaded = recordings.load(recording, post, _ids(pre))
     result = plastic.infer_rules(
         loaded, resolved, bin_ms=bin_ms, history_lags=history_lags, coupling_tau_ms=coupling_tau_ms,
-        likelihood=likelihood, fixed=fixed, starts=starts, held_out=held_out, dt_ms=dt_ms, seed=seed,
-        show_progress=progress,
+        likelihood=likelihood, fixed=fixed, starts=starts, held_out=held_out,
+        held_out_blocks=held_out_blocks, dt_ms=dt_ms, seed=seed, show_progress=progress,
     )  # fmt: skip
     folder.mkdir(exist_ok=True)
     target = save_netcdf(result, folder / RESULT)
     drawn = plastic.figures(result, folder)
     click.echo(
         f"{result.attrs['source']}: {len(loaded.spike_times_s)} postsynaptic spikes in {loaded.duration_s:g} s, "
-        f"{len(result.input)} presynaptic units, {bin_ms:g} ms bins, held out after {result.attrs['test_start_s']:g} s"
+        f"{len(result.input)} presynaptic units, {bin_ms:g} ms bins, held out: {_intervals(result)}"
     )
     for model in result.model.values:
         row = result.sel(model=model)
@@ -107,3 +114,8 @@ def infer_rule_command(
             line += f"   LR vs static {statistic:8.2f} (dof {dof}, p = {p_value:.3g})"
         click.echo(line)
     click.echo(f"saved {target}, {', '.join(str(p) for p in drawn)}")
+
+
+def _intervals(result) -> str:
+    blocks = np.reshape(result.attrs["held_out_intervals_s"], (-1, 2))
+    return ", ".join(f"{start:g}-{end:g} s" for start, end in blocks)

@@ -42,7 +42,13 @@ w, traces with a rest or an ``on_spike`` update, and rules with a ``response`` r
 is an exponential filter of the presynaptic kicks (:func:`exponential_filter`). The plain reference
 the fast paths are tested against is :mod:`neurofwp.recordings.naive`.
 
-Fit: maximum likelihood on the first ``1 − held_out`` of the recording by L-BFGS-B with autograd
+Held out: the recording is cut into ``held_out_blocks`` equal segments and the last ``held_out`` of each is kept
+out of the fit (one block: the recording's end; several: blocks spread through it, so that the comparison
+also sees the weights change where they change most, often early). The rule runs through the held-out blocks
+on the recorded spikes as everywhere (the rate at t depends on spikes before t only), their bins only
+leave the likelihood that is maximised.
+
+Fit: maximum likelihood on the training bins by L-BFGS-B with autograd
 gradients (float64); the rule's free parameters within their bounds (unit-cube coordinates),
 the GLM parameters unbounded. The static GLM (convex) is fitted first; every plastic model starts
 with ``starts`` rule-parameter starts (:func:`start_points`: the quiescent point, the rule's
@@ -74,7 +80,7 @@ import torch
 import xarray as xr
 
 import neurofwp
-from neurofwp.errors import DTypeError, NeurofwpError, OutOfRangeError, UnknownNameError
+from neurofwp.errors import DTypeError, NeurofwpError, OutOfRangeError, ShapeError, UnknownNameError
 from neurofwp.fit import AT_BOUND_TOLERANCE, FLAT_LOADING, FLAT_TOLERANCE, Z95, _positive_int
 from neurofwp.fit import _bounds as fit_bounds
 from neurofwp.plasticity import torch_backend
@@ -545,6 +551,7 @@ class PlasticGLM:
         dt_ms: float = 0.1,
         method: str = "auto",
         end_bin: int | None = None,
+        fitted: np.ndarray | None = None,
         samples_ms: np.ndarray | None = None,
     ):
         self.trains, self.rule, self.bin_ms, self.likelihood = trains, rule, bin_ms, likelihood
@@ -555,10 +562,17 @@ class PlasticGLM:
         post = trains.post_ms
         counts = np.bincount((post[post < self.n_bins * bin_ms] // bin_ms).astype(np.int64), minlength=self.n_bins)
         self.counts = torch.as_tensor(counts[: self.end_bin], dtype=torch.float64)
-        self.spiking = torch.as_tensor(np.flatnonzero(counts[: self.end_bin]))
+        # the bins whose likelihood is maximised (held-out blocks excluded); None: every bin before end_bin
+        self.fitted = None if fitted is None else np.asarray(fitted, dtype=bool)
+        if self.fitted is not None and self.fitted.shape != (self.end_bin,):
+            raise ShapeError(f"fitted must mark each of the {self.end_bin} bins, got shape {self.fitted.shape}")
+        self.fitted_bins = None if self.fitted is None else torch.as_tensor(np.flatnonzero(self.fitted))
+        fitted_counts = self.counts if self.fitted is None else self.counts * torch.as_tensor(self.fitted)
+        self.fitted_counts = fitted_counts
+        self.spiking = torch.as_tensor(np.flatnonzero(fitted_counts.numpy()))
         self.spiking_counts = self.counts[self.spiking]
         self.spike_bins = self.counts if likelihood == "poisson" else (self.counts > 0).to(torch.float64)
-        self.constant = float(torch.lgamma(self.counts + 1).sum()) if likelihood == "poisson" else 0.0
+        self.constant = float(torch.lgamma(fitted_counts + 1).sum()) if likelihood == "poisson" else 0.0
         self.stimulus = None if stimulus is None else torch.as_tensor(stimulus[: self.end_bin].T, dtype=torch.float64)
         self.n_inputs = len(trains.pre_ms)
         # spikes that can act on a bin before end_bin: the coupling and the rule see only those
@@ -669,15 +683,18 @@ class PlasticGLM:
         return eta
 
     def log_likelihood(self, theta: torch.Tensor) -> torch.Tensor:
-        """Log-likelihood (nats) of the bins before ``end_bin``."""
+        """Log-likelihood (nats) of the fitted bins before ``end_bin``."""
         parts = self.split(theta)
         rest = self._without_baseline(parts)
         baseline = parts["baseline"][0]
         if self.likelihood == "poisson":  # sum_t y_t eta_t over the spiking bins only; e^b outside the sum
             spikes = (self.spiking_counts * rest[self.spiking]).sum() + baseline * self.spiking_counts.sum()
-            return spikes - torch.exp(baseline) * torch.exp(rest).sum() - self.constant
+            return spikes - torch.exp(baseline) * torch.exp(self._fitted(rest)).sum() - self.constant
         eta = rest + baseline
-        return (eta[self.spiking]).sum() - torch.nn.functional.softplus(eta).sum()
+        return (eta[self.spiking]).sum() - torch.nn.functional.softplus(self._fitted(eta)).sum()
+
+    def _fitted(self, values: torch.Tensor) -> torch.Tensor:
+        return values if self.fitted_bins is None else values[self.fitted_bins]
 
     def value_and_gradient(self, theta: np.ndarray, scale: float = 1.0) -> tuple[float, np.ndarray]:
         """``-log L / scale`` and its gradient (for the optimiser)."""
@@ -813,14 +830,15 @@ def _early_start(static: PlasticGLM, theta: np.ndarray, max_iterations: int, opt
     depressed through zero (as additive rules allow) average below zero. From there the joint fit explains
     the falling coupling by w0 < 0 and weights that grow (potentiation amplitudes at their upper bounds), a
     mirror optimum far below the true one (measured on triplet data: -7185 nats against -7100)."""
-    counts = static.counts.numpy()
+    counts = static.fitted_counts.numpy()
     needed = max(EARLY_FRACTION * counts.sum(), EARLY_SPIKES_PER_PARAMETER * static.n_parameters)
     end = max(int(math.ceil(EARLY_FRACTION * static.end_bin)), int(np.searchsorted(np.cumsum(counts), needed)) + 1)
     if end >= static.end_bin:
         return theta
-    early = PlasticGLM(static.trains, None, end_bin=end, **options)
-    fitted, _value = _minimise(early, theta, max(float(early.counts.sum()), 1.0), max_iterations)
-    return fitted if np.all(np.isfinite(fitted)) else theta
+    fitted = None if static.fitted is None else static.fitted[:end]
+    early = PlasticGLM(static.trains, None, end_bin=end, fitted=fitted, **options)
+    refitted, _value = _minimise(early, theta, max(float(early.fitted_counts.sum()), 1.0), max_iterations)
+    return refitted if np.all(np.isfinite(refitted)) else theta
 
 
 def start_points(rule: Rule, model: PlasticGLM, starts: int, seed: int) -> list[np.ndarray]:
@@ -903,6 +921,7 @@ def infer_rules(
     bounds: Mapping[str, Mapping[str, tuple[float, float]]] | None = None,
     starts: int = 3,
     held_out: float = 0.2,
+    held_out_blocks: int = 1,
     seed: int = 0,
     dt_ms: float = 0.1,
     max_iterations: int = 200,
@@ -926,7 +945,8 @@ def infer_rules(
             overriding the rule's bounds of free parameters (checked as :func:`neurofwp.fit.fit` does).
         starts: rule-parameter starts per rule (:func:`start_points`: the quiescent point, the defaults,
             then uniform within the bounds from ``seed``).
-        held_out: the final fraction of the recording kept for the held-out comparison.
+        held_out: the fraction of the recording kept for the held-out comparison: the end of each of
+            ``held_out_blocks`` equal segments (1: the recording's end; module docstring).
         dt_ms: Euler step of clock-driven rules under ``method`` ``"scan"`` or ``"loop"`` (spikes are put on
             this grid for them); the default ``"ode"`` solves their drift exactly and ignores it.
         uncertainty: Laplace intervals of the rule parameters.
@@ -958,12 +978,18 @@ def infer_rules(
         raise DTypeError(f"held_out must be a number, got {held_out!r}")
     if not 0.05 <= float(held_out) <= 0.9:
         raise OutOfRangeError(f"held_out must lie in [0.05, 0.9], got {held_out}")
+    held_out_blocks = _positive_int("held_out_blocks", held_out_blocks, 1)
     trains = check_trains(recording, post, pre)
     requests = _requests(rules, free, fixed, dt_ms, bounds)
     n_bins = whole_bins(trains.duration_ms, bin_ms)
-    if n_bins < 10 * max(history_lags, 1):
-        raise RecordingError(f"{trains.source}: {n_bins} bins of {bin_ms:g} ms are too few")
-    split = int(round(n_bins * (1.0 - held_out)))
+    if n_bins < 10 * max(history_lags, 1) * held_out_blocks:
+        raise RecordingError(
+            f"{trains.source}: {n_bins} bins of {bin_ms:g} ms are too few"
+            + (f" for {held_out_blocks} held-out blocks" if held_out_blocks > 1 else "")
+        )
+    held = held_out_bins(n_bins, float(held_out), held_out_blocks)
+    split = int(np.flatnonzero(~held)[-1]) + 1  # the training models end where the last held-out block begins
+    fitted = None if held_out_blocks == 1 else ~held[:split]
     stimulus = None
     if recording.stimulus is not None:
         bare = dataclasses.replace(recording, input_spike_times_s={})
@@ -974,8 +1000,8 @@ def infer_rules(
         bin_ms=bin_ms, history_lags=history_lags, coupling_tau_ms=coupling_tau_ms, likelihood=likelihood,
         stimulus=stimulus, stimulus_lags=stimulus_lags, dt_ms=dt_ms,
     )  # fmt: skip
-    train_spikes = _spike_count(trains.post_ms, 0.0, split * bin_ms, likelihood, bin_ms)
-    test_spikes = _spike_count(trains.post_ms, split * bin_ms, n_bins * bin_ms, likelihood, bin_ms)
+    null = PlasticGLM(trains, None, **options)
+    train_spikes, test_spikes = float(null.spike_bins[~held].sum()), float(null.spike_bins[held].sum())
     if train_spikes == 0 or test_spikes == 0:
         raise RecordingError(f"{trains.source}: no postsynaptic spikes in the training or the held-out part")
     samples_ms = np.linspace(0.0, n_bins * bin_ms, trajectory_points)
@@ -984,7 +1010,7 @@ def infer_rules(
     bar = recordings.tqdm(total=1 + starts * len(requests), desc="infer-rule", unit="fit", disable=not show_progress)
     began = time.perf_counter()
 
-    static_train = PlasticGLM(trains, None, end_bin=split, **options)
+    static_train = PlasticGLM(trains, None, end_bin=split, fitted=fitted, **options)
     start = np.zeros(static_train.n_parameters)
     start[0] = _homogeneous(static_train, likelihood)
     static_theta, _value = _minimise(static_train, start, train_spikes, max_iterations)
@@ -993,8 +1019,8 @@ def infer_rules(
     fits = []
     for request in requests:
         model = PlasticGLM(
-            trains, request.rule, end_bin=split, free=request.free, held=request.held, bounds=request.bounds,
-            method=method, **options,
+            trains, request.rule, end_bin=split, fitted=fitted, free=request.free, held=request.held,
+            bounds=request.bounds, method=method, **options,
         )  # fmt: skip
         units = start_points(request.rule, model, starts, seed)
         best = None
@@ -1017,7 +1043,6 @@ def infer_rules(
 
     # every model on the whole recording: training and held-out log-likelihoods, trajectories, intervals
     homogeneous = _homogeneous(static_train, likelihood)
-    null = PlasticGLM(trains, None, **options)
     null_theta = np.zeros(null.n_parameters)
     null_theta[0] = homogeneous
     null_eta = null.eta(torch.as_tensor(null_theta)).detach()
@@ -1031,15 +1056,15 @@ def infer_rules(
         )  # fmt: skip
         with torch.no_grad():
             terms = _terms(whole, whole.eta(torch.as_tensor(theta)))
-        train_ll, test_ll = float(terms[:split].sum()), float(terms[split:].sum())
+        train_ll, test_ll = float(terms[~held].sum()), float(terms[held].sum())
         row = {
             "request": request,
             "theta": theta,
             "parts": {k: v.numpy() for k, v in whole.split(torch.as_tensor(theta)).items()},
             "train_ll": train_ll,
             "test_ll": test_ll,
-            "bits": (test_ll - float(null_terms[split:].sum())) / (test_spikes * math.log(2)),
-            "train_bits": (train_ll - float(null_terms[:split].sum())) / (train_spikes * math.log(2)),
+            "bits": (test_ll - float(null_terms[held].sum())) / (test_spikes * math.log(2)),
+            "train_bits": (train_ll - float(null_terms[~held].sum())) / (train_spikes * math.log(2)),
             "k": model.n_parameters,
             "method": whole.method,
             "trajectory": whole.trajectories(theta) if rule is not None else None,
@@ -1055,27 +1080,39 @@ def infer_rules(
             )
         rows.append(row)
     return _dataset(
-        rows, requests, trains, recording, samples_ms, split,
+        rows, requests, trains, recording, samples_ms, held,
         dict(
             bin_ms=bin_ms, history_lags=history_lags, stimulus_lags=stimulus_lags if stimulus is not None else 0,
-            coupling_tau_ms=coupling_tau_ms, likelihood=likelihood, held_out=float(held_out), starts=starts,
+            coupling_tau_ms=coupling_tau_ms, likelihood=likelihood, held_out=float(held_out),
+            held_out_blocks=held_out_blocks, starts=starts,
             seed=seed, dt_ms=dt_ms, max_iterations=max_iterations, method=method, fit_seconds=seconds,
         ),
     )  # fmt: skip
 
 
-def _spike_count(post_ms: np.ndarray, start_ms: float, end_ms: float, likelihood: str, bin_ms: float) -> float:
-    inside = post_ms[(post_ms >= start_ms) & (post_ms < end_ms)]
-    if likelihood == "poisson":
-        return float(len(inside))
-    return float(len(np.unique(np.floor(inside / bin_ms))))
+def held_out_bins(n_bins: int, held_out: float, blocks: int = 1) -> np.ndarray:
+    """The held-out bins (True) of a recording of ``n_bins``: the last ``held_out`` of each of ``blocks``
+    equal segments."""
+    held = np.zeros(n_bins, dtype=bool)
+    edges = np.round(np.linspace(0, n_bins, blocks + 1)).astype(np.int64)
+    for begin, end in zip(edges[:-1], edges[1:], strict=True):
+        held[begin + int(round((end - begin) * (1.0 - held_out))) : end] = True
+    if held.all() or not held.any():
+        raise RecordingError(f"{n_bins} bins leave no training or no held-out bins")
+    return held
+
+
+def held_out_intervals(held: np.ndarray, bin_ms: float) -> np.ndarray:
+    """The held-out blocks as ``[start, end]`` times in s, ``[blocks, 2]``."""
+    change = np.flatnonzero(np.diff(np.concatenate([[0], held.astype(np.int8), [0]])))
+    return change.reshape(-1, 2) * bin_ms / 1000.0
 
 
 def _homogeneous(model: PlasticGLM, likelihood: str) -> float:
-    """The log rate (or logit) of a homogeneous process fitted to the model's bins."""
+    """The log rate (or logit) of a homogeneous process fitted to the model's fitted bins."""
     if likelihood == "poisson":
-        return math.log(max(float(model.counts.mean()), 1e-12))
-    p = min(max(float(model.spike_bins.mean()), 1e-12), 1 - 1e-12)
+        return math.log(max(float(model._fitted(model.counts).mean()), 1e-12))
+    p = min(max(float(model._fitted(model.spike_bins).mean()), 1e-12), 1 - 1e-12)
     return math.log(p / (1 - p))
 
 
@@ -1088,7 +1125,7 @@ def _terms(model: PlasticGLM, eta: torch.Tensor) -> np.ndarray:
     return terms.detach().numpy()
 
 
-def _dataset(rows, requests, trains: SpikeTrains, recording: Recording, samples_ms, split: int, settings) -> xr.Dataset:
+def _dataset(rows, requests, trains: SpikeTrains, recording: Recording, samples_ms, held, settings) -> xr.Dataset:
     models = [r.rule.name for r in requests] + [STATIC]
     n_models, n_inputs = len(models), len(trains.names)
     static = rows[-1]
@@ -1169,7 +1206,9 @@ def _dataset(rows, requests, trains: SpikeTrains, recording: Recording, samples_
         **{f"rule_toml__{r.rule.name}": r.rule.to_toml() for r in requests},
         **{f"free__{r.rule.name}": " ".join(r.free) for r in requests},
         **settings,
-        "test_start_s": split * settings["bin_ms"] / 1000.0,
+        # the held-out blocks' [start, end] times, flat; test_start_s: where the first begins
+        "held_out_intervals_s": held_out_intervals(held, settings["bin_ms"]).ravel(),
+        "test_start_s": float(held_out_intervals(held, settings["bin_ms"])[0, 0]),
         "duration_s": trains.duration_ms / 1000.0,
         "backend": "torch",
         "neurofwp_version": neurofwp.__version__,
@@ -1353,8 +1392,8 @@ def figures(result: xr.Dataset, folder) -> list:
             sns.lineplot(table, x="time", y="weight", hue="input", ax=ax, lw=0.9, legend=ax is axes[-1])
             static = result.w0.sel(model=STATIC, input=inputs).values
             ax.scatter(np.zeros(len(static)), static, marker=">", color="0.3", s=12, zorder=3, label="static w0")
-            ax.axvline(result.attrs["test_start_s"], color="0.6", lw=0.7, ls="--")
-            ax.set(xlabel="time (s)", ylabel="coupling weight w_i(t)", title=f"{model}: inferred weights")
+            shade_held_out(ax, result)
+            ax.set(xlabel="time (s)", ylabel="coupling weight w_i(t)", title=f"{model} (grey: held out)")
         sns.despine(fig)
         paths += plotting.save(fig, folder / "inference_weights")
 
@@ -1372,3 +1411,12 @@ def figures(result: xr.Dataset, folder) -> list:
         sns.despine(fig)
         paths += plotting.save(fig, folder / "inference_models")
     return paths
+
+
+def shade_held_out(ax, result: xr.Dataset) -> None:
+    """Grey spans over the held-out blocks of an inference (``held_out_intervals_s``)."""
+    intervals = np.reshape(np.atleast_1d(result.attrs.get("held_out_intervals_s", [])), (-1, 2))
+    if not len(intervals):  # results written before held-out blocks: the end from test_start_s
+        intervals = np.array([[result.attrs["test_start_s"], result.attrs["duration_s"]]])
+    for start, end in intervals:
+        ax.axvspan(start, end, color="0.9", lw=0, zorder=0)
