@@ -76,6 +76,34 @@ def test_static_glm_fires_at_the_model_rate():
         assert abs(counts[part].sum() - expected) < 4 * np.sqrt(expected)
 
 
+def test_a_stimulus_drives_the_cell_by_its_gain():
+    """A square-wave stimulus of gain g: without inputs the rate is the baseline times e^{+g} in the up half,
+    e^{-g} in the down half (counts within 4 standard errors); the recording carries the stimulus."""
+    duration, gain = 100.0, 0.8
+    stimulus = gt.square_wave(duration, 10.0)
+    quiet = [np.empty(0)]  # one input that never fires
+    result = gt.glm_neuron(None, quiet, duration, baseline_hz=20.0, stimulus=stimulus, stimulus_gain=gain, seed=3)
+    spikes = result.recording.spike_times_s
+    up = (spikes % 10.0) < 5.0
+    for count, sign in ((up.sum(), 1.0), ((~up).sum(), -1.0)):
+        expected = 20.0 * np.exp(sign * gain) * duration / 2
+        assert abs(count - expected) < 4 * np.sqrt(expected)
+    assert result.recording.stimulus.shape == (100_000, 1) and result.recording.stimulus_rate_hz == 1000.0
+    with pytest.raises(OutOfRangeError, match="covers 50 s"):
+        gt.glm_neuron(None, quiet, duration, stimulus=stimulus[:50_000])
+
+
+def test_alternating_inputs_switch_in_antiphase():
+    trains = gt.alternating_inputs(4, 200.0, 5.0, 35.0, 10.0, seed=1)
+    for index, train in enumerate(trains):
+        first_half = (train % 10.0) < 5.0
+        high, low = (
+            (first_half.sum(), (~first_half).sum()) if index % 2 == 0 else ((~first_half).sum(), first_half.sum())
+        )
+        for count, rate in ((high, 35.0), (low, 5.0)):
+            assert abs(count - rate * 100.0) < 4 * np.sqrt(rate * 100.0)
+
+
 def test_bernoulli_glm_fires_at_most_once_per_bin():
     trains = gt.poisson_inputs(2, 20.0, 20.0, seed=0)
     result = gt.glm_neuron("stdp", trains, 20.0, baseline_hz=50.0, likelihood="bernoulli", seed=0)

@@ -361,6 +361,33 @@ def test_command_writes_the_inference(tmp_path):
         assert (out / f"{stem}.png").is_file() and (out / f"{stem}.svg").is_file()
 
 
+def test_held_out_blocks_spread_through_the_recording():
+    held = plastic.held_out_bins(1000, 0.2, 5)
+    assert held.sum() == 200 and held[160:200].all() and not held[:160].any() and held[-40:].all()
+    assert np.allclose(plastic.held_out_intervals(held, 1.0), [[0.16 + 0.2 * k, 0.2 + 0.2 * k] for k in range(5)])
+    one = plastic.held_out_bins(1000, 0.2, 1)
+    assert one[800:].all() and not one[:800].any()
+
+
+@pytest.mark.parametrize("likelihood", ["poisson", "bernoulli"])
+def test_the_fitted_likelihood_is_the_sum_over_training_bins(likelihood):
+    """With held-out blocks the maximised log-likelihood is the per-bin log-likelihood of the whole recording
+    summed over the training bins (float64, 1e-10): the rule runs through the held-out blocks all the same."""
+    recording = short_trains(seed=3)
+    trains = plastic.check_trains(recording)
+    rule = get_rule("stdp")
+    options = dict(bin_ms=1.0, history_lags=2, coupling_tau_ms=5.0, likelihood=likelihood, held=PARAMETERS["stdp"])
+    n_bins = plastic.whole_bins(trains.duration_ms, 1.0)
+    held = plastic.held_out_bins(n_bins, 0.25, 4)
+    end = int(np.flatnonzero(~held)[-1]) + 1
+    fitted = plastic.PlasticGLM(trains, rule, end_bin=end, fitted=~held[:end], **options)
+    whole = plastic.PlasticGLM(trains, rule, **options)
+    theta = torch.as_tensor(np.random.default_rng(0).normal(0, 0.3, fitted.n_parameters), dtype=torch.float64)
+    theta[0] = -3.5
+    terms = plastic._terms(whole, whole.eta(theta))
+    assert abs(float(fitted.log_likelihood(theta)) - terms[~held].sum()) < 1e-10 * abs(terms.sum())
+
+
 def test_stimulus_bernoulli_and_a_post_unit_by_name():
     """A recording with a stimulus gets a stimulus filter; any input train can be the postsynaptic one."""
     rng = np.random.default_rng(5)
