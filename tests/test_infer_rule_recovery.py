@@ -28,9 +28,12 @@ Three designs, tolerances as measured when these tests were written:
   triplet term acts as a pair term and they cannot be told apart (measured: 0.611 vs 0.609 bit/spike).
   Among stdp, triplet and delta the rule that made the data has the best held-out bits per spike.
 
+* ``LIF`` (slow): Brian2's conductance-based LIF neuron, 50 inputs at 15 Hz, depression-dominated pair STDP
+  (weights fall by a quarter in 120 s, far below w_max): the plastic GLM beats the static one held out and
+  its mean weight follows the true conductances; with static synapses it finds nothing.
+
 A fast test checks that the triplet fit reaches at least the likelihood of the true parameters (it once
-ended in a mirror optimum, w0 < 0 with growing weights). On Brian2's LIF neuron the plastic GLM does not
-beat the static one on held-out spikes (an expected failure, measured).
+ended in a mirror optimum, w0 < 0 with growing weights).
 """
 
 import numpy as np
@@ -156,23 +159,56 @@ def test_the_rule_that_made_the_data_wins(rule):
     assert str(bits.idxmax("model").values) == rule, bits.values
 
 
+LIF = {"n_inputs": 50, "rate_hz": 15.0, "w0": 0.08, "duration_s": 120.0, "held_out_blocks": 5}
+LIF_TRUTH = {"A_plus": 0.0003, "A_minus": 0.0003}  # A- tau- > A+ tau+: the weights fall, by a quarter in 120 s
+
+
+def lif_recording(rule):
+    inputs = gt.poisson_inputs(LIF["n_inputs"], LIF["duration_s"], LIF["rate_hz"], seed=0)
+    return gt.lif_neuron(
+        rule, inputs, LIF["duration_s"], parameters=None if rule is None else LIF_TRUTH, initial_weight=LIF["w0"],
+        config=gt.LIFConfig(w_max=1.0),  # far above the weights: no clipping, which the GLM's rule lacks
+    )  # fmt: skip
+
+
+def lif_inference(data):
+    return infer_rules(
+        data.recording, ["stdp"], free={"stdp": FREE["stdp"]}, uncertainty=False,
+        held_out_blocks=LIF["held_out_blocks"], **FIT,
+    )  # fmt: skip
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="measured: on 120 s of LIF data the plastic GLM is worse on the held-out part (1.224 vs static "
-    "1.273 bit/spike): the GLM's couplings are not the LIF's conductances",
-    strict=False,
-)
-def test_lif_neuron_plastic_beats_static():
-    """Brian2 makes the data (a LIF neuron, pair STDP, weights clipped to [0, w_max]), the torch model infers:
-    the plastic GLM explains the held-out spikes better than the static one."""
-    inputs = gt.poisson_inputs(50, 120.0, 15.0, seed=0)
-    data = gt.lif_neuron("stdp", inputs, 120.0, parameters={"A_plus": 0.004, "A_minus": 0.0025}, initial_weight=0.08,
-                         config=gt.LIFConfig(w_max=0.2))  # fmt: skip
-    assert data.truth.final_weight.std() > 0.02  # the weights spread under STDP
-    result = infer_rules(data.recording, ["stdp"], free={"stdp": FREE["stdp"]}, uncertainty=False, **FIT)
+def test_lif_neuron_plastic_beats_static_and_tracks_the_weights():
+    """Brian2 makes the data (a conductance-based LIF neuron, pair STDP), the torch model infers. The GLM's
+    couplings are log-rate kernels, not conductances, so the amplitudes are not compared; what must hold is
+    that the plastic GLM explains held-out spikes (the end of each of 5 segments) better than the static one
+    (measured 3.822 vs 3.703 bit/spike), that its inferred rule is depression-dominated like the true one, and
+    that its mean weight follows the true mean conductance through the recording (correlation measured 0.996;
+    falls to 0.71 of its start, the truth to 0.77; the post rate falls from 16 to 2 Hz).
+
+    With weights that saturate (potentiation-dominated STDP clipped at w_max = 0.2) the plastic GLM, whose rule
+    does not clip, gained only in the first 12 s of 120 and lost on held-out blocks (1.822 vs 1.831 bit/spike)."""
+    data = lif_recording("stdp")
+    result = lif_inference(data)
     bits = result.bits_per_spike
-    assert float(bits.sel(model="stdp")) > float(bits.sel(model="static"))
-    assert np.isfinite(result.weight.sel(model="stdp").values).all()
+    assert float(bits.sel(model="stdp")) > float(bits.sel(model="static")) + 0.03, bits.values
+    fitted = result.sel(model="stdp")
+    assert float(fitted.A_minus * fitted.tau_minus_ms) > float(fitted.A_plus * fitted.tau_plus_ms)
+    inferred = fitted.weight.mean("input")
+    true = np.interp(inferred.time.values, data.truth.time.values, data.truth.weight.mean("synapse").values)
+    assert np.corrcoef(true, inferred.values)[0, 1] > 0.95
+    assert float(inferred[-1] / inferred[0]) < 0.9 and true[-1] / true[0] < 0.9
+
+
+@pytest.mark.slow
+def test_lif_neuron_with_static_synapses_shows_no_plasticity():
+    """The same LIF design with static synapses (post rate about 20 Hz): the plastic GLM gains at most
+    0.005 bit/spike held out (measured -0.002) and its likelihood-ratio p-value stays above 0.01."""
+    result = lif_inference(lif_recording(None))
+    bits = result.bits_per_spike
+    assert float(bits.sel(model="stdp")) <= float(bits.sel(model="static")) + 0.005, bits.values
+    assert float(result.lr_p_value.sel(model="stdp")) > 0.01
 
 
 def _analysis(name: str):
