@@ -40,6 +40,8 @@ def _flat_attr(value: object) -> object:
         return value
     if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         return np.asarray(value)
+    if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "iuf":
+        return value
     return str(value)
 
 

@@ -42,6 +42,15 @@ def test_results_have_the_mode_of_ordinary_files(tmp_path, umask_022):
     assert _mode(save_json({"a": 1}, tmp_path / "private.json")) == 0o600
 
 
+def test_numeric_attrs_survive_a_round_trip_and_others_become_text(tmp_path):
+    attrs = {"intervals": np.array([32.0, 40.0, 72.0, 80.0]), "lags": [1, 2], "flag": True, "grid": np.eye(2)}
+    written = save_netcdf(xr.Dataset({"x": ("t", [1.0])}, attrs=attrs), tmp_path / "a.nc")
+    loaded = xr.load_dataset(written).attrs
+    np.testing.assert_array_equal(loaded["intervals"], attrs["intervals"])
+    np.testing.assert_array_equal(loaded["lags"], [1, 2])
+    assert loaded["flag"] == "True" and isinstance(loaded["grid"], str)  # netCDF has no bools or 2-d attrs
+
+
 def _npz(path, seed: int) -> None:
     rng = np.random.default_rng(seed)
     stimulus = rng.standard_normal(8000)
