@@ -10,7 +10,9 @@ For every recording length and number of inputs, ``SEEDS`` recordings are fitted
 * the recovery error of A-, ``|fitted - true| / true``, with A+ held at its true value (A+ and A-
   trade off along A+ tau+ - A- tau- on such data), and the relative width of its 95 % interval;
 * whether plasticity is detected: the plastic model beats the static one on the held-out part
-  and its likelihood-ratio p-value (training part) is below 0.01.
+  and its likelihood-ratio p-value (training part) is below 0.01;
+* whether the rule is identified: among ``stdp``, ``triplet``, ``delta`` (default free parameters)
+  and the static GLM, ``stdp`` has the best held-out bits per spike.
 
 Writes ``infer_rule_recovery.nc`` into ``--out`` and the figure ``--figure`` (PNG and SVG).
 
@@ -42,13 +44,14 @@ from neurofwp.recordings import infer_rules
 DURATIONS_S = (25.0, 50.0, 100.0, 200.0)
 N_INPUTS = (5, 10, 15)
 SEEDS = 2
+CANDIDATES = ("stdp", "triplet", "delta")  # the generating rule first
 TRUTH = {"A_plus": 0.015, "A_minus": 0.009}
 SETTING = {"rate_hz": 20.0, "initial_weight": 0.5, "baseline_hz": 10.0}
 
 
 def run(durations=DURATIONS_S, n_inputs=N_INPUTS, seeds: int = SEEDS) -> xr.Dataset:
     shape = (len(durations), len(n_inputs), seeds)
-    error, width, gain, p_value = (np.full(shape, np.nan) for _ in range(4))
+    error, width, gain, p_value, identified = (np.full(shape, np.nan) for _ in range(5))
     for i, duration in enumerate(durations):
         for j, count in enumerate(n_inputs):
             for seed in range(seeds):
@@ -59,15 +62,17 @@ def run(durations=DURATIONS_S, n_inputs=N_INPUTS, seeds: int = SEEDS) -> xr.Data
                 except OutOfRangeError:  # the weights ran away: no recording
                     continue
                 common = {"history_lags": 0, "starts": 2, "seed": 0}
-                detection = infer_rules(data.recording, ["stdp"], uncertainty=False, **common)
+                detection = infer_rules(data.recording, list(CANDIDATES), uncertainty=False, **common)
                 bits = detection.bits_per_spike
                 gain[i, j, seed] = float(bits.sel(model="stdp") - bits.sel(model="static"))
+                identified[i, j, seed] = float(str(bits.idxmax("model").values) == "stdp")
                 p_value[i, j, seed] = float(detection.lr_p_value.sel(model="stdp"))
                 fit = infer_rules(data.recording, ["stdp"], free={"stdp": ["A_minus"]},
                                   fixed={"stdp": {"A_plus": TRUTH["A_plus"]}}, **common).sel(model="stdp")  # fmt: skip
                 error[i, j, seed] = abs(float(fit.A_minus) - TRUTH["A_minus"]) / TRUTH["A_minus"]
                 width[i, j, seed] = float(fit.A_minus_ci95_high - fit.A_minus_ci95_low) / TRUTH["A_minus"]
-            print(f"{duration:g} s, {count} inputs: error {np.nanmedian(error[i, j]):.3f}", flush=True)
+            print(f"{duration:g} s, {count} inputs: error {np.nanmedian(error[i, j]):.3f}, "
+                  f"identified {np.nansum(identified[i, j]):g} of {seeds}", flush=True)  # fmt: skip
     dims = ("duration", "n_inputs", "seed")
     detected = (gain > 0) & (p_value < 0.01)
     return xr.Dataset(
@@ -77,6 +82,15 @@ def run(durations=DURATIONS_S, n_inputs=N_INPUTS, seeds: int = SEEDS) -> xr.Data
             "held_out_gain": (dims, gain, {"units": "bit/spike", "long_name": "held-out bits/spike, stdp - static"}),
             "lr_p_value": (dims, p_value, {"units": "1", "long_name": "likelihood-ratio p-value, stdp vs static"}),
             "detected": (dims, detected.astype(np.int8), {"units": "1", "long_name": "held-out gain > 0 and p < 0.01"}),
+            "identified": (
+                dims,
+                identified,
+                {
+                    "units": "1",
+                    "long_name": "stdp has the best held-out bits/spike "
+                    "among stdp, triplet, delta and static (NaN: no recording)",
+                },
+            ),
         },
         coords={
             "duration": ("duration", list(durations), {"units": "s"}),
@@ -88,6 +102,7 @@ def run(durations=DURATIONS_S, n_inputs=N_INPUTS, seeds: int = SEEDS) -> xr.Data
             **{f"true_{k}": v for k, v in TRUTH.items()},
             **SETTING,
             "held_out": 0.2,
+            "candidates": list(CANDIDATES),
             "generator": "neurofwp.networks.ground_truth.glm_neuron",
         },  # fmt: skip
     )
@@ -97,8 +112,8 @@ def draw(result: xr.Dataset):
     import seaborn as sns
 
     with plotting.style():
-        fig = plotting.figure(11, 3.2)
-        axes = fig.subplots(1, 3)
+        fig = plotting.figure(14, 3.2)
+        axes = fig.subplots(1, 4)
         minutes = result.duration / 60.0
         for k, count in enumerate(result.n_inputs.values):
             colour = f"C{k}"
@@ -106,6 +121,7 @@ def draw(result: xr.Dataset):
             axes[0].plot(minutes, row.recovery_error.median("seed"), "o-", color=colour, label=f"{count} inputs")
             axes[1].plot(minutes, row.ci95_width.median("seed"), "o-", color=colour)
             axes[2].plot(minutes, row.held_out_gain.mean("seed"), "o-", color=colour)
+            axes[3].plot(minutes, row.identified.mean("seed"), "o-", color=colour)
         axes[0].set(xscale="log", xlabel="recording (min)", ylabel="|A- fitted - true| / true",
                     title="recovery error (median over seeds)")  # fmt: skip
         axes[0].legend(frameon=False)
@@ -116,6 +132,8 @@ def draw(result: xr.Dataset):
                 ax.set_yscale("log")
         axes[2].axhline(0.0, color="0.5", lw=0.8)
         axes[2].set(xscale="log", xlabel="recording (min)", ylabel="bits / spike", title="held-out gain, stdp - static")
+        axes[3].set(xscale="log", xlabel="recording (min)", ylabel="fraction of recordings", ylim=(-0.05, 1.05),
+                    title="stdp identified (best held out)")  # fmt: skip
         ticks = minutes.values
         for ax in axes:  # the recording lengths themselves, in plain numbers
             ax.set_xticks(ticks, [f"{t:.2g}" for t in ticks])
@@ -142,6 +160,7 @@ def main(argv=None) -> None:
     plotting.save(draw(result), args.figure)
     print(result.recovery_error.median("seed").to_pandas().round(3).to_string())
     print(result.detected.sum("seed").to_pandas().to_string())
+    print(result.identified.sum("seed").to_pandas().to_string())
     print(f"wrote {args.out / 'infer_rule_recovery.nc'} and {args.figure}.png/.svg")
 
 

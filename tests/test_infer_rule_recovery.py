@@ -229,6 +229,7 @@ def test_recovery_analysis_runs_on_a_small_grid(tmp_path):
                    "--inputs", "5", "--durations", "25"])  # fmt: skip
     result = xr.load_dataset(tmp_path / "infer_rule_recovery.nc")
     assert result.recovery_error.dims == ("duration", "n_inputs", "seed") and result.duration.attrs["units"] == "s"
+    assert result.identified.dims == result.recovery_error.dims and set(np.unique(result.identified)) <= {0.0, 1.0}
     assert (tmp_path / "recovery.png").is_file()
 
 
