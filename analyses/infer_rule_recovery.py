@@ -82,15 +82,7 @@ def run(durations=DURATIONS_S, n_inputs=N_INPUTS, seeds: int = SEEDS) -> xr.Data
             "held_out_gain": (dims, gain, {"units": "bit/spike", "long_name": "held-out bits/spike, stdp - static"}),
             "lr_p_value": (dims, p_value, {"units": "1", "long_name": "likelihood-ratio p-value, stdp vs static"}),
             "detected": (dims, detected.astype(np.int8), {"units": "1", "long_name": "held-out gain > 0 and p < 0.01"}),
-            "identified": (
-                dims,
-                identified,
-                {
-                    "units": "1",
-                    "long_name": "stdp has the best held-out bits/spike "
-                    "among stdp, triplet, delta and static (NaN: no recording)",
-                },
-            ),
+            "identified": (dims, identified, {"units": "1", "long_name": "stdp best held out of all models"}),
         },
         coords={
             "duration": ("duration", list(durations), {"units": "s"}),
