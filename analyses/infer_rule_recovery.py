@@ -1,35 +1,44 @@
-"""How much recording a plasticity rule needs: recovery error versus recording length and number of inputs.
-==========================================================================================================
+"""How much recording a plasticity rule needs: recovery, detection and identification versus recording length.
+==============================================================================================================
 
-Ground truth from the plastic-coupling GLM neuron (:func:`neurofwp.networks.ground_truth.glm_neuron`):
-``N`` Poisson inputs at 20 Hz, initial weights 0.5 (log-rate per unit coupling kernel), a 10 Hz
-baseline, pair STDP with A+ = 0.015 and A- = 0.009 (the weights fall to about a sixth in 100 s).
-For every recording length and number of inputs, ``SEEDS`` recordings are fitted back with
-:func:`neurofwp.recordings.infer_rules` (no spike history, 2 starts, the last 20 % held out):
+Two ground truths from the plastic-coupling GLM neuron (:func:`neurofwp.networks.ground_truth.glm_neuron`),
+fitted back with :func:`neurofwp.recordings.infer_rules` (no spike history, 2 starts).
+
+**Recovery and detection** (``run``): ``N`` Poisson inputs at 20 Hz, initial weights 0.5 (log-rate
+per unit coupling kernel), a 10 Hz baseline, pair STDP with A+ = 0.015 and A- = 0.009 (the weights
+fall to about a sixth in 100 s), ``SEEDS`` recordings per length and number of inputs, the last
+20 % held out:
 
 * the recovery error of A-, ``|fitted - true| / true``, with A+ held at its true value (A+ and A-
   trade off along A+ tau+ - A- tau- on such data), and the relative width of its 95 % interval;
 * whether plasticity is detected: the plastic model beats the static one on the held-out part
-  and its likelihood-ratio p-value (training part) is below 0.01;
-* whether the rule is identified: among ``stdp``, ``triplet``, ``delta`` (default free parameters)
-  and the static GLM, ``stdp`` has the best held-out bits per spike.
+  and its likelihood-ratio p-value (training part) is below 0.01.
 
-Writes ``infer_rule_recovery.nc`` into ``--out`` and the figure ``--figure`` (PNG and SVG).
+**Identification** (``identification``): which rule made the data, among ``stdp``, ``triplet`` and
+``delta``. At constant rates the triplet rule's extra factor (the slow postsynaptic trace) hovers
+around a constant and the rule fits pair STDP's data about as well as pair STDP does, so
+identification needs a postsynaptic rate that changes: the design ``IDENTITY``, a cell driven up
+and down by a square-wave stimulus (period 20 s, gain 1 in log rate, fitted by a one-lag stimulus
+filter) with 40 inhibitory inputs at 20 Hz (w0 -0.3, which keeps every rule stable), a 40 Hz
+baseline, each rule at ``IDENTITY_TRUTH``, held out the end of each of 5 segments. A recording is
+identified when the generating rule has the best held-out bits per spike of the three; ``margin``
+is its lead over the best other rule.
 
-The figure in ``docs/figures`` (``--seeds 1 --inputs 5 10``, about 10 min on 2 busy cores): the
-95 % interval of A- narrows as about 1/sqrt(length), to 7 % (5 inputs) and 4 % (10 inputs) of the
-true value at 200 s; plasticity is detected (held-out gain > 0 and p < 0.01) from 100 s with 10
-inputs and from 200 s with 5 (held-out gains 0.09 and 0.26 bit/spike at 100 and 200 s with 10
-inputs); below 1 min neither input count shows it. The recovery error of a single seed scatters
-(0.4 % to 10 % from 50 s on) within the interval.
+Writes ``infer_rule_recovery.nc`` and ``infer_rule_identification.nc`` into ``--out`` and the figure
+``--figure`` (PNG and SVG).
+
+The figure in ``docs/figures`` (``--seeds 4 --inputs 5 10 20 --durations 25 50 100 200 400
+--identity-seeds 3``): MEASURED
 
 Usage: python analyses/infer_rule_recovery.py [--out DIR] [--figure STEM] [--seeds N] [--inputs N ...]
-[--durations S ...]
+[--durations S ...] [--identity-seeds N] [--identity-durations S ...] [--workers N] [--redraw DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -44,14 +53,25 @@ from neurofwp.recordings import infer_rules
 DURATIONS_S = (25.0, 50.0, 100.0, 200.0)
 N_INPUTS = (5, 10, 15)
 SEEDS = 2
-CANDIDATES = ("stdp", "triplet", "delta")  # the generating rule first
 TRUTH = {"A_plus": 0.015, "A_minus": 0.009}
 SETTING = {"rate_hz": 20.0, "initial_weight": 0.5, "baseline_hz": 10.0}
+FIT = {"history_lags": 0, "starts": 2, "seed": 0, "dt_ms": 1.0}
+
+IDENTITY = {"n_inputs": 40, "rate_hz": 20.0, "w0": -0.3, "baseline_hz": 40.0, "period_s": 20.0, "gain": 1.0,
+            "held_out_blocks": 5}  # fmt: skip
+IDENTITY_TRUTH = {
+    "stdp": {"A_plus": 0.015, "A_minus": 0.006},
+    "triplet": {"A3_plus": 0.0065, "A2_minus": 0.0071},  # Pfister & Gerstner (2006), visual cortex, minimal
+    "delta": {"eta": 0.02},
+}
+IDENTITY_FREE = {"stdp": ["A_plus", "A_minus"], "triplet": ["A3_plus", "A2_minus"], "delta": ["eta"]}
+IDENTITY_DURATIONS_S = (150.0, 300.0, 600.0)
+IDENTITY_SEEDS = 2
 
 
 def run(durations=DURATIONS_S, n_inputs=N_INPUTS, seeds: int = SEEDS) -> xr.Dataset:
     shape = (len(durations), len(n_inputs), seeds)
-    error, width, gain, p_value, identified = (np.full(shape, np.nan) for _ in range(5))
+    error, width, gain, p_value = (np.full(shape, np.nan) for _ in range(4))
     for i, duration in enumerate(durations):
         for j, count in enumerate(n_inputs):
             for seed in range(seeds):
@@ -61,18 +81,16 @@ def run(durations=DURATIONS_S, n_inputs=N_INPUTS, seeds: int = SEEDS) -> xr.Data
                                          initial_weight=SETTING["initial_weight"], seed=seed + 1)  # fmt: skip
                 except OutOfRangeError:  # the weights ran away: no recording
                     continue
-                common = {"history_lags": 0, "starts": 2, "seed": 0}
-                detection = infer_rules(data.recording, list(CANDIDATES), uncertainty=False, **common)
+                common = {key: FIT[key] for key in ("history_lags", "starts", "seed")}
+                detection = infer_rules(data.recording, ["stdp"], uncertainty=False, **common)
                 bits = detection.bits_per_spike
                 gain[i, j, seed] = float(bits.sel(model="stdp") - bits.sel(model="static"))
-                identified[i, j, seed] = float(str(bits.idxmax("model").values) == "stdp")
                 p_value[i, j, seed] = float(detection.lr_p_value.sel(model="stdp"))
                 fit = infer_rules(data.recording, ["stdp"], free={"stdp": ["A_minus"]},
                                   fixed={"stdp": {"A_plus": TRUTH["A_plus"]}}, **common).sel(model="stdp")  # fmt: skip
                 error[i, j, seed] = abs(float(fit.A_minus) - TRUTH["A_minus"]) / TRUTH["A_minus"]
                 width[i, j, seed] = float(fit.A_minus_ci95_high - fit.A_minus_ci95_low) / TRUTH["A_minus"]
-            print(f"{duration:g} s, {count} inputs: error {np.nanmedian(error[i, j]):.3f}, "
-                  f"identified {np.nansum(identified[i, j]):g} of {seeds}", flush=True)  # fmt: skip
+            print(f"{duration:g} s, {count} inputs: error {np.nanmedian(error[i, j]):.3f}", flush=True)
     dims = ("duration", "n_inputs", "seed")
     detected = (gain > 0) & (p_value < 0.01)
     return xr.Dataset(
@@ -82,7 +100,6 @@ def run(durations=DURATIONS_S, n_inputs=N_INPUTS, seeds: int = SEEDS) -> xr.Data
             "held_out_gain": (dims, gain, {"units": "bit/spike", "long_name": "held-out bits/spike, stdp - static"}),
             "lr_p_value": (dims, p_value, {"units": "1", "long_name": "likelihood-ratio p-value, stdp vs static"}),
             "detected": (dims, detected.astype(np.int8), {"units": "1", "long_name": "held-out gain > 0 and p < 0.01"}),
-            "identified": (dims, identified, {"units": "1", "long_name": "stdp best held out of all models"}),
         },
         coords={
             "duration": ("duration", list(durations), {"units": "s"}),
@@ -94,13 +111,65 @@ def run(durations=DURATIONS_S, n_inputs=N_INPUTS, seeds: int = SEEDS) -> xr.Data
             **{f"true_{k}": v for k, v in TRUTH.items()},
             **SETTING,
             "held_out": 0.2,
-            "candidates": list(CANDIDATES),
             "generator": "neurofwp.networks.ground_truth.glm_neuron",
         },  # fmt: skip
     )
 
 
-def draw(result: xr.Dataset):
+def identity_recording(rule: str, duration_s: float, seed: int = 0):
+    """A recording of the ``IDENTITY`` design, made by ``rule`` at its ``IDENTITY_TRUTH``."""
+    inputs = gt.poisson_inputs(IDENTITY["n_inputs"], duration_s, IDENTITY["rate_hz"], seed=seed)
+    return gt.glm_neuron(
+        rule, inputs, duration_s, parameters=IDENTITY_TRUTH[rule], baseline_hz=IDENTITY["baseline_hz"],
+        initial_weight=IDENTITY["w0"], dt_ms=FIT["dt_ms"], seed=seed + 1,
+        stimulus=gt.square_wave(duration_s, IDENTITY["period_s"]), stimulus_gain=IDENTITY["gain"],
+    )  # fmt: skip
+
+
+def identify(rule: str, duration_s: float, seed: int = 0) -> xr.DataArray:
+    """Held-out bits per spike of every candidate rule and the static GLM on an ``IDENTITY`` recording of
+    ``rule``."""
+    data = identity_recording(rule, duration_s, seed)
+    result = infer_rules(data.recording, list(IDENTITY_FREE), free=IDENTITY_FREE, uncertainty=False,
+                         stimulus_lags=1, held_out_blocks=IDENTITY["held_out_blocks"], **FIT)  # fmt: skip
+    return result.bits_per_spike
+
+
+def identification(durations=IDENTITY_DURATIONS_S, seeds: int = IDENTITY_SEEDS, workers: int = 1) -> xr.Dataset:
+    """Every rule's recordings of every length and seed, fitted by every rule (``workers`` processes)."""
+    rules = list(IDENTITY_TRUTH)
+    models = [*rules, "static"]
+    cells = [(i, j, seed) for i in range(len(rules)) for j in range(len(durations)) for seed in range(seeds)]
+    bits = np.full((len(rules), len(durations), seeds, len(models)), np.nan)
+    arguments = zip(*[(rules[i], durations[j], seed) for i, j, seed in cells], strict=True)
+    with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+        fits = (pool.map if pool else map)(identify, *arguments)
+        for (i, j, seed), held_out in zip(cells, fits, strict=True):
+            bits[i, j, seed] = held_out.sel(model=models).values
+            print(f"{rules[i]} data, {durations[j]:g} s, seed {seed}: held-out bits/spike "
+                  f"{dict(zip(models, np.round(bits[i, j, seed], 4).tolist(), strict=True))}", flush=True)  # fmt: skip
+    held_out = xr.DataArray(
+        bits, dims=("rule", "duration", "seed", "model"),
+        coords={"rule": rules, "duration": ("duration", list(durations), {"units": "s"}), "seed": np.arange(seeds),
+                "model": models},
+        attrs={"units": "bit/spike", "long_name": "held-out bits per spike over a homogeneous rate"},
+    )  # fmt: skip
+    plastic = held_out.sel(model=rules)
+    own = xr.concat([plastic.sel(rule=r, model=r, drop=True) for r in rules], dim="rule")
+    others = xr.concat([plastic.sel(rule=r).drop_sel(model=r).max("model") for r in rules], dim="rule")
+    return xr.Dataset(
+        {
+            "bits_per_spike": held_out,
+            "identified": (own > others).astype(float).assign_attrs(units="1", long_name="the generating rule is best"),
+            "margin": (own - others).assign_attrs(units="bit/spike", long_name="generating rule - best other rule"),
+        },
+        attrs={"design": "IDENTITY", **{f"identity_{k}": v for k, v in IDENTITY.items()},
+               **{f"true_{r}_{k}": v for r, values in IDENTITY_TRUTH.items() for k, v in values.items()},
+               "generator": "neurofwp.networks.ground_truth.glm_neuron"},
+    )  # fmt: skip
+
+
+def draw(result: xr.Dataset, identified: xr.Dataset):
     import seaborn as sns
 
     with plotting.style():
@@ -113,9 +182,8 @@ def draw(result: xr.Dataset):
             axes[0].plot(minutes, row.recovery_error.median("seed"), "o-", color=colour, label=f"{count} inputs")
             axes[1].plot(minutes, row.ci95_width.median("seed"), "o-", color=colour)
             axes[2].plot(minutes, row.held_out_gain.mean("seed"), "o-", color=colour)
-            axes[3].plot(minutes, row.identified.mean("seed"), "o-", color=colour)
         axes[0].set(xscale="log", xlabel="recording (min)", ylabel="|A- fitted - true| / true",
-                    title="recovery error (median over seeds)")  # fmt: skip
+                    title="stdp: recovery error of A- (median)")  # fmt: skip
         axes[0].legend(frameon=False)
         axes[1].set(xscale="log", xlabel="recording (min)", ylabel="95 % interval width / true",
                     title="interval width of A-")  # fmt: skip
@@ -124,12 +192,20 @@ def draw(result: xr.Dataset):
                 ax.set_yscale("log")
         axes[2].axhline(0.0, color="0.5", lw=0.8)
         axes[2].set(xscale="log", xlabel="recording (min)", ylabel="bits / spike", title="held-out gain, stdp - static")
-        axes[3].set(xscale="log", xlabel="recording (min)", ylabel="fraction of recordings", ylim=(-0.05, 1.05),
-                    title="stdp identified (best held out)")  # fmt: skip
         ticks = minutes.values
-        for ax in axes:  # the recording lengths themselves, in plain numbers
+        for ax in axes[:3]:  # the recording lengths themselves, in plain numbers
             ax.set_xticks(ticks, [f"{t:.2g}" for t in ticks])
             ax.minorticks_off()
+        ax = axes[3]
+        id_minutes = identified.duration / 60.0
+        for k, rule in enumerate(identified.rule.values):
+            fraction = identified.identified.sel(rule=rule).mean("seed")
+            ax.plot(id_minutes, fraction + (k - 1) * 0.02, "o-", color=f"C{k + 3}", label=f"{rule} data")
+        ax.set(xscale="log", xlabel="recording (min)", ylabel="fraction of recordings", ylim=(-0.08, 1.08),
+               title=f"rule identified ({int(identified.identity_n_inputs)} inputs, driven)")  # fmt: skip
+        ax.set_xticks(id_minutes.values, [f"{t:.2g}" for t in id_minutes.values])
+        ax.minorticks_off()
+        ax.legend(frameon=False, fontsize=7)
         sns.despine(fig)
     return fig
 
@@ -141,19 +217,27 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, default=SEEDS)
     parser.add_argument("--inputs", type=int, nargs="+", default=list(N_INPUTS), help="numbers of inputs")
     parser.add_argument("--durations", type=float, nargs="+", default=list(DURATIONS_S), help="recording lengths (s)")
-    parser.add_argument("--redraw", type=Path, help="draw the figure from a saved infer_rule_recovery.nc")
+    parser.add_argument("--identity-seeds", type=int, default=IDENTITY_SEEDS)
+    parser.add_argument("--identity-durations", type=float, nargs="+", default=list(IDENTITY_DURATIONS_S),
+                        help="recording lengths of the identification design (s)")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=1, help="processes for the identification's fits")
+    parser.add_argument("--redraw", type=Path, help="draw the figure from the results saved in this folder")
     args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
     if args.redraw:
-        result = xr.load_dataset(args.redraw)
+        result = xr.load_dataset(args.redraw / "infer_rule_recovery.nc")
+        identified = xr.load_dataset(args.redraw / "infer_rule_identification.nc")
     else:
         result = run(args.durations, args.inputs, seeds=args.seeds)
+        identified = identification(args.identity_durations, seeds=args.identity_seeds, workers=args.workers)
+        args.out.mkdir(parents=True, exist_ok=True)
         save_netcdf(result, args.out / "infer_rule_recovery.nc")
-    plotting.save(draw(result), args.figure)
+        save_netcdf(identified, args.out / "infer_rule_identification.nc")
+    plotting.save(draw(result, identified), args.figure)
     print(result.recovery_error.median("seed").to_pandas().round(3).to_string())
     print(result.detected.sum("seed").to_pandas().to_string())
-    print(result.identified.sum("seed").to_pandas().to_string())
-    print(f"wrote {args.out / 'infer_rule_recovery.nc'} and {args.figure}.png/.svg")
+    print("identified (recordings):")
+    print(identified.identified.sum("seed").to_pandas().to_string())
+    print(f"wrote {args.out} and {args.figure}.png/.svg")
 
 
 if __name__ == "__main__":
