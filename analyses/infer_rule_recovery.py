@@ -196,16 +196,24 @@ def draw(result: xr.Dataset, identified: xr.Dataset):
         for ax in axes[:3]:  # the recording lengths themselves, in plain numbers
             ax.set_xticks(ticks, [f"{t:.2g}" for t in ticks])
             ax.minorticks_off()
-        ax = axes[3]
+        ax = axes[3]  # the lead of the generating rule, per recording (dots) and on average (line)
         id_minutes = identified.duration / 60.0
         for k, rule in enumerate(identified.rule.values):
-            fraction = identified.identified.sel(rule=rule).mean("seed")
-            ax.plot(id_minutes, fraction + (k - 1) * 0.02, "o-", color=f"C{k + 3}", label=f"{rule} data")
-        ax.set(xscale="log", xlabel="recording (min)", ylabel="fraction of recordings", ylim=(-0.08, 1.08),
-               title=f"rule identified ({int(identified.identity_n_inputs)} inputs, driven)")  # fmt: skip
+            margin = identified.margin.sel(rule=rule)
+            count = int(identified.identified.sel(rule=rule).sum())
+            ax.plot(id_minutes, margin.mean("seed"), "o-", color=f"C{k + 3}",
+                    label=f"{rule} data ({count} of {int(margin.count())} identified)")  # fmt: skip
+            for seed in margin.seed.values:
+                ax.plot(id_minutes, margin.sel(seed=seed), ".", color=f"C{k + 3}", alpha=0.5, ms=4)
+        ax.axhline(0.0, color="0.5", lw=0.8)
+        ax.set(xscale="log", xlabel="recording (min)", ylabel="bits / spike",
+               title=f"lead of the generating rule ({int(identified.identity_n_inputs)} inputs)")  # fmt: skip
         ax.set_xticks(id_minutes.values, [f"{t:.2g}" for t in id_minutes.values])
         ax.minorticks_off()
-        ax.legend(frameon=False, fontsize=7)
+        top = float(identified.margin.max())
+        if np.isfinite(top) and top > 0:  # room above the dots for the legend
+            ax.set_ylim(top=1.7 * top)
+        ax.legend(frameon=False, fontsize=7, loc="upper left")
         sns.despine(fig)
     return fig
 
