@@ -27,8 +27,16 @@ is its lead over the best other rule.
 Writes ``infer_rule_recovery.nc`` and ``infer_rule_identification.nc`` into ``--out`` and the figure
 ``--figure`` (PNG and SVG).
 
-The figure in ``docs/figures`` (``--seeds 4 --inputs 5 10 20 --durations 25 50 100 200 400
---identity-seeds 3``): MEASURED
+The figure in ``docs/figures`` comes from the defaults (``--workers 2``; 13 min for recovery and
+detection in one process, 14 min for identification in two, 2 cores):
+
+* recovery: the 95 % interval of A- narrows as about 1/sqrt(length), to 7 %, 4 % and 2.5 % of the
+  true value at 200 s (5, 10, 20 inputs); the median recovery error falls to about 1 %;
+* detection (held-out gain > 0 and p < 0.01) in every recording from 50 s with 20 inputs, from
+  100 s (3 of 4) with 10 and from 200 s with 5; below 50 s in none;
+* identification in the driven design: 8 of 9 recordings identified at 2.5 min, 7 of 9 at 5 min,
+  9 of 9 at 10 min; the triplet rule leads pair STDP by the least (0.002-0.009 bit/spike on average),
+  the delta rule's lead grows with length (0.006, 0.016, 0.023 bit/spike).
 
 Usage: python analyses/infer_rule_recovery.py [--out DIR] [--figure STEM] [--seeds N] [--inputs N ...]
 [--durations S ...] [--identity-seeds N] [--identity-durations S ...] [--workers N] [--redraw DIR]
@@ -50,9 +58,9 @@ from neurofwp.io import save_netcdf
 from neurofwp.networks import ground_truth as gt
 from neurofwp.recordings import infer_rules
 
-DURATIONS_S = (25.0, 50.0, 100.0, 200.0)
-N_INPUTS = (5, 10, 15)
-SEEDS = 2
+DURATIONS_S = (25.0, 50.0, 100.0, 200.0, 400.0)
+N_INPUTS = (5, 10, 20)
+SEEDS = 4
 TRUTH = {"A_plus": 0.015, "A_minus": 0.009}
 SETTING = {"rate_hz": 20.0, "initial_weight": 0.5, "baseline_hz": 10.0}
 FIT = {"history_lags": 0, "starts": 2, "seed": 0, "dt_ms": 1.0}
@@ -66,7 +74,7 @@ IDENTITY_TRUTH = {
 }
 IDENTITY_FREE = {"stdp": ["A_plus", "A_minus"], "triplet": ["A3_plus", "A2_minus"], "delta": ["eta"]}
 IDENTITY_DURATIONS_S = (150.0, 300.0, 600.0)
-IDENTITY_SEEDS = 2
+IDENTITY_SEEDS = 3
 
 
 def run(durations=DURATIONS_S, n_inputs=N_INPUTS, seeds: int = SEEDS) -> xr.Dataset:
@@ -245,7 +253,7 @@ def main(argv=None) -> None:
     print(result.detected.sum("seed").to_pandas().to_string())
     print("identified (recordings):")
     print(identified.identified.sum("seed").to_pandas().to_string())
-    print(f"wrote {args.out} and {args.figure}.png/.svg")
+    print(f"wrote {args.figure}.png/.svg" if args.redraw else f"wrote {args.out} and {args.figure}.png/.svg")
 
 
 if __name__ == "__main__":
