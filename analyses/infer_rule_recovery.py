@@ -27,8 +27,8 @@ is its lead over the best other rule.
 Writes ``infer_rule_recovery.nc`` and ``infer_rule_identification.nc`` into ``--out`` and the figure
 ``--figure`` (PNG and SVG).
 
-The figure in ``docs/figures`` comes from the defaults (``--workers 2``; 13 min for recovery and
-detection in one process, 14 min for identification in two, 2 cores):
+The figure in ``docs/figures`` comes from the defaults with ``--workers 2`` (13 min for recovery
+and detection, which run in one process, 14 min for identification in two; 2 cores):
 
 * recovery: the 95 % interval of A- narrows as about 1/sqrt(length), to 7 %, 4 % and 2.5 % of the
   true value at 200 s (5, 10, 20 inputs); the median recovery error falls to about 1 %;

@@ -2,17 +2,17 @@
 Inferring a plasticity rule from spikes: ground truth first
 ===========================================================
 
-Ten Poisson inputs drive one neuron through pair-STDP synapses with known amplitudes. Two
-neurons make the spikes: the plastic-coupling GLM neuron, the very model that
+Poisson inputs drive one neuron through pair-STDP synapses with known amplitudes. Two
+neurons make the spikes: the plastic-coupling GLM neuron (10 inputs), the very model that
 :func:`neurofwp.recordings.infer_rules` fits (``neurofwp.networks.ground_truth.glm_neuron``),
 and a conductance-based LIF neuron in Brian2 (``lif_neuron``: 50 inputs, depression-dominated
 STDP whose conductances fall by a quarter in two minutes), for which the GLM is only an
 approximation: its couplings are log-rate kernels, so the LIF's amplitudes are not comparable
 with the inferred ones, but the course of the weights is. Each recording is written as NWB and
 NPZ (what ``neurofwp infer-rule`` reads) with its truth as netCDF; the inference fits ``stdp``,
-``triplet``, ``delta`` and the static GLM with the end of each of five segments held out, and
-compares them there. The figure shows the true and inferred weights and the held-out bits per
-spike.
+``triplet``, ``delta`` and the static GLM with the end of each of five segments held out (the
+quick settings of the docs build: the last 20 %), and compares them there. The figure shows the
+true and inferred weights and each rule's held-out gain over the static GLM.
 """
 
 import os

@@ -135,6 +135,14 @@ def test_correlated_inputs_share_spikes():
     assert np.corrcoef(*[np.histogram(t, np.arange(3001) * 0.1)[0] for t in modulated])[0, 1] > 0.2
 
 
+def test_a_driven_cell_keeps_its_stimulus_in_both_files(tmp_path, inputs):
+    drive = gt.square_wave(DURATION_S, 1.0)
+    result = gt.glm_neuron("stdp", inputs, DURATION_S, seed=0, stimulus=drive)
+    for recording in (load_npz(gt.write_npz(result, tmp_path / "driven.npz")),
+                      load_nwb(gt.write_nwb(result, tmp_path / "driven.nwb"), gt.POST_ID)):  # fmt: skip
+        assert np.array_equal(recording.stimulus[:, 0], drive) and recording.stimulus_rate_hz == 1000.0
+
+
 def test_files_read_back(tmp_path, inputs):
     result = gt.glm_neuron("stdp", inputs, DURATION_S, seed=0)
     npz = load_npz(gt.write_npz(result, tmp_path / "truth.npz"))
@@ -145,7 +153,7 @@ def test_files_read_back(tmp_path, inputs):
         assert recording.input_spike_times_s.keys() == result.recording.input_spike_times_s.keys()
         for name, times in result.recording.input_spike_times_s.items():
             assert np.array_equal(recording.input_spike_times_s[name], times)
-    assert npz.duration_s == DURATION_S
+    assert npz.duration_s == DURATION_S and npz.stimulus is None and nwb.stimulus is None
     assert truth.weight.dims == ("time", "synapse") and truth.time.attrs["units"] == "s"
     assert float(truth.true_value.sel(parameter="A_plus")) == truth.attrs["param_A_plus"] == 0.01
 

@@ -369,6 +369,43 @@ def test_held_out_blocks_spread_through_the_recording():
     assert one[800:].all() and not one[:800].any()
 
 
+def test_a_held_out_block_per_segment_however_small_the_fraction():
+    held = plastic.held_out_bins(47, 0.05, 5)  # segments of 9-10 bins: 5 % rounds to none, one is kept
+    assert len(plastic.held_out_intervals(held, 1.0)) == 5 and held.sum() == 5
+
+
+def test_held_out_blocks_run_through_the_fits_and_the_command(tmp_path):
+    """infer_rules with 4 held-out blocks fits the static GLM on the training bins only (its gradient there
+    vanishes, on the whole recording it does not); the command prints the blocks and the netCDF keeps them."""
+    rng = np.random.default_rng(4)
+    pre = {f"n{i}": np.sort(rng.uniform(0, 40.0, 300)) for i in range(3)}
+    recording = plastic.simulate("stdp", pre, 40.0, baseline=np.log(0.02), w0=[0.8, 0.2, -0.5], parameters=TRUTH)
+    result = infer_rules(recording, ["stdp"], history_lags=2, starts=1, uncertainty=False, held_out_blocks=4)
+    blocks = np.reshape(result.attrs["held_out_intervals_s"], (-1, 2))
+    assert np.allclose(blocks, [[8.0 + 10 * k, 10.0 + 10 * k] for k in range(4)])
+    static = result.sel(model="static")
+    trains = plastic.check_trains(recording)
+    held = plastic.held_out_bins(plastic.whole_bins(trains.duration_ms, 1.0), 0.2, 4)
+    end = int(np.flatnonzero(~held)[-1]) + 1
+    options = dict(bin_ms=1.0, history_lags=2, coupling_tau_ms=5.0, likelihood="poisson")
+    gradients = []
+    for model in (plastic.PlasticGLM(trains, None, end_bin=end, fitted=~held[:end], **options),
+                  plastic.PlasticGLM(trains, None, end_bin=end, **options)):  # fmt: skip
+        theta = torch.as_tensor(
+            model.pack(float(static.baseline), static.history.values, [], static.w0.values), dtype=torch.float64
+        ).requires_grad_()
+        model.log_likelihood(theta).backward()
+        gradients.append(float(theta.grad.abs().max()))
+    assert gradients[0] < 0.01 and gradients[1] > 1.0, gradients  # measured 0.0013 and 12.7
+    path = save_npz(tmp_path / "cell.npz", recording.spike_times_s, recording.input_spike_times_s, 40.0)
+    arguments = [str(path), "--rule", "stdp", "--out", str(tmp_path / "out"), "--starts", "1", "--no-progress"]
+    output = CliRunner().invoke(infer_rule_command, [*arguments, "--held-out-blocks", "4", "--history-lags", "2"])
+    assert output.exit_code == 0, output.output
+    assert "held out: 8-10 s, 18-20 s, 28-30 s, 38-40 s" in output.output
+    saved = xr.load_dataset(tmp_path / "out" / "inference.nc")
+    np.testing.assert_allclose(np.reshape(saved.attrs["held_out_intervals_s"], (-1, 2)), blocks)
+
+
 @pytest.mark.parametrize("likelihood", ["poisson", "bernoulli"])
 def test_the_fitted_likelihood_is_the_sum_over_training_bins(likelihood):
     """With held-out blocks the maximised log-likelihood is the per-bin log-likelihood of the whole recording

@@ -14,8 +14,9 @@ fixed: ``rule=None``). Two neurons make the data:
       \qquad n_k \sim \text{Poisson}(e^{\eta_k}),
 
   with :math:`b` from ``baseline_hz``, the coupling kernel's time constant :math:`\tau_c`
-  (``coupling_tau_ms``), plus :math:`g\,s(k\Delta)` where a ``stimulus`` :math:`s` drives the cell
-  itself (gain ``stimulus_gain``; e.g. :func:`square_wave`), and the weight a presynaptic spike delivers
+  (``coupling_tau_ms``), plus :math:`g\,s((k + 1/2)\Delta)` (at the bin's centre) where a ``stimulus``
+  :math:`s` drives the cell itself (gain ``stimulus_gain``; e.g. :func:`square_wave`), and the weight a
+  presynaptic spike delivers
   :math:`w_i(s) = w_{0,i}\, m_i(s^-)`, read just before the spike's own update (as Brian2's
   ``on_pre = 'ge += w; ...'``). :math:`m_i` starts at 1 and follows the rule, driven by input
   i's spikes and the GLM's own output spikes, stepped as the torch backend steps the rule
@@ -615,11 +616,14 @@ def lif_neuron(
 
 
 def write_npz(ground_truth: GroundTruth, path: str | os.PathLike) -> Path:
-    """The recording as NPZ (``spike_times_s``, ``duration_s``, ``input_spike_times_s__unit<i>``), atomically."""
+    """The recording as NPZ (``spike_times_s``, ``duration_s``, ``input_spike_times_s__unit<i>``, and
+    ``stimulus`` + ``stimulus_rate_hz`` where the cell was driven), atomically."""
     path = check_writable(path)
     recording = ground_truth.recording
     arrays: dict[str, Any] = {"spike_times_s": recording.spike_times_s, "duration_s": np.asarray(recording.duration_s)}
     arrays.update({f"input_spike_times_s__{n}": t for n, t in recording.input_spike_times_s.items()})
+    if recording.stimulus is not None:
+        arrays.update(stimulus=recording.stimulus, stimulus_rate_hz=np.asarray(recording.stimulus_rate_hz))
     with atomic_path(path) as temporary:
         with open(temporary, "wb") as handle:  # a file object: numpy would append .npz to a name
             np.savez(handle, **arrays)
@@ -627,10 +631,11 @@ def write_npz(ground_truth: GroundTruth, path: str | os.PathLike) -> Path:
 
 
 def write_nwb(ground_truth: GroundTruth, path: str | os.PathLike) -> Path:
-    """The recording as NWB: a ``Units`` table, the postsynaptic neuron with id 0, input ``unit<i>`` with id ``i``."""
+    """The recording as NWB: a ``Units`` table, the postsynaptic neuron with id 0, input ``unit<i>`` with id ``i``,
+    and where the cell was driven its stimulus as a ``TimeSeries`` (``stimulus``, from time 0)."""
     from datetime import UTC, datetime
 
-    from pynwb import NWBHDF5IO, NWBFile
+    from pynwb import NWBHDF5IO, NWBFile, TimeSeries
 
     path = check_writable(path)
     recording, truth = ground_truth.recording, ground_truth.truth
@@ -644,6 +649,10 @@ def write_nwb(ground_truth: GroundTruth, path: str | os.PathLike) -> Path:
     nwb.add_unit(id=POST_ID, spike_times=recording.spike_times_s, obs_intervals=observed, role="postsynaptic")
     for name, times in recording.input_spike_times_s.items():
         nwb.add_unit(id=int(name.removeprefix("unit")), spike_times=times, obs_intervals=observed, role="presynaptic")
+    if recording.stimulus is not None and recording.stimulus_rate_hz is not None:  # a Recording sets both
+        rate = float(recording.stimulus_rate_hz)
+        drive = TimeSeries(name="stimulus", data=recording.stimulus, unit="1", starting_time=0.0, rate=rate)
+        nwb.add_stimulus(drive)
     with atomic_path(path) as temporary, warnings.catch_warnings():
         # the temporary name (renamed onto ``path`` at the end) does not end in .nwb
         warnings.filterwarnings("ignore", message=".*does not end in '.nwb'", category=UserWarning)

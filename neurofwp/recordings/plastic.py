@@ -53,10 +53,11 @@ gradients (float64); the rule's free parameters within their bounds (unit-cube c
 the GLM parameters unbounded. The static GLM (convex) is fitted first; every plastic model starts
 with ``starts`` rule-parameter starts (:func:`start_points`: the quiescent point, the rule's
 defaults, then uniform within the bounds), its GLM parameters those of the static GLM refitted on
-the training part's first tenth (:func:`_early_start`: w0 is the coupling where every trajectory
-starts at 1; the whole part's average coupling can have the other sign and lead the fit into a
-mirror optimum; where the fits end below the quiescent start with the static GLM's parameters, that
-start is fitted too, so that no plastic fit ends below the static likelihood). Laplace 95 % intervals
+the first tenth of the recording before its last held-out block, held-out bins masked
+(:func:`_early_start`: w0 is the coupling where every trajectory starts at 1; the whole part's
+average coupling can have the other sign and lead the fit into a mirror optimum; where the fits end
+below the quiescent start with the static GLM's parameters, that start is fitted too, so that no
+plastic fit ends below the static likelihood). Laplace 95 % intervals
 of the rule parameters from the Hessian of :math:`-\log L` over all parameters (central differences of autograd
 gradients), as in :func:`neurofwp.fit.laplace`. Held-out bits per spike over a homogeneous rate fitted on the
 training part; the likelihood ratio plastic vs static on the training part,
@@ -822,8 +823,9 @@ EARLY_SPIKES_PER_PARAMETER = 20  # ... extended until it holds this many postsyn
 
 def _early_start(static: PlasticGLM, theta: np.ndarray, max_iterations: int, options) -> np.ndarray:
     """The GLM parameters every plastic fit starts from: the static GLM refitted (from ``theta``) on the first
-    tenth of the training bins (:data:`EARLY_FRACTION`), or longer until that part holds
-    :data:`EARLY_SPIKES_PER_PARAMETER` spikes per parameter (the whole training part at most).
+    tenth (:data:`EARLY_FRACTION`) of the bins before the last held-out block, held-out blocks among them
+    masked, or longer until its training bins hold :data:`EARLY_SPIKES_PER_PARAMETER` spikes per parameter
+    (the whole training part at most).
 
     Every weight trajectory starts at 1, so w0 is the coupling at the recording's start. The static fit over
     the whole training part estimates the average coupling instead, which can have the other sign: weights
@@ -1092,11 +1094,11 @@ def infer_rules(
 
 def held_out_bins(n_bins: int, held_out: float, blocks: int = 1) -> np.ndarray:
     """The held-out bins (True) of a recording of ``n_bins``: the last ``held_out`` of each of ``blocks``
-    equal segments."""
+    equal segments, at least one bin each."""
     held = np.zeros(n_bins, dtype=bool)
     edges = np.round(np.linspace(0, n_bins, blocks + 1)).astype(np.int64)
     for begin, end in zip(edges[:-1], edges[1:], strict=True):
-        held[begin + int(round((end - begin) * (1.0 - held_out))) : end] = True
+        held[min(begin + int(round((end - begin) * (1.0 - held_out))), end - 1) : end] = True
     if held.all() or not held.any():
         raise RecordingError(f"{n_bins} bins leave no training or no held-out bins")
     return held
