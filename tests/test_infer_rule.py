@@ -12,7 +12,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 from neurofwp.plasticity import get_rule, torch_backend
-from neurofwp.recordings import Recording, RecordingError, infer_rules, naive, plastic
+from neurofwp.recordings import Recording, RecordingError, infer_rules, naive, plastic, trajectories
 from neurofwp.recordings.command import infer_rule_command
 
 # A short recording with dense pairings: every term of every rule matters.
@@ -82,10 +82,10 @@ def test_weights_scan_equals_loop_with_trajectory_samples():
     for name in ("stdp", "triplet", "delta"):
         rule = get_rule(name)
         grid = 0.1 if rule.clock_driven else None
-        events = plastic.Events(trains.post_ms, trains.pre_ms, grid_ms=grid, samples_ms=samples)
+        events = trajectories.Events(trains.post_ms, trains.pre_ms, grid_ms=grid, samples_ms=samples)
         tensors, _ = torch_backend.parameter_tensors(rule, PARAMETERS[name], torch.float64)
-        scan, _ = plastic.weights_before(rule, tensors, events, method="scan")
-        loop, _ = plastic.weights_before(rule, tensors, events, method="loop")
+        scan, _ = trajectories.weights_before(rule, tensors, events, method="scan")
+        loop, _ = trajectories.weights_before(rule, tensors, events, method="loop")
         np.testing.assert_allclose(scan.numpy(), loop.numpy(), rtol=0, atol=1e-12)
         assert float((scan - 1).abs().max()) > 1e-3  # the weights moved
 
@@ -122,7 +122,7 @@ def test_ode_equals_the_plain_gap_loop():
     eta, tau = PARAMETERS["delta"]["eta"], PARAMETERS["delta"]["tau_plus_ms"]
     closed = -eta * after["x"][0, :, 0] ** 2 * (1 - torch.exp(-2 * gaps[0] / tau)) / 2
     tensors, _ = torch_backend.parameter_tensors(rule, PARAMETERS["delta"], torch.float64)
-    np.testing.assert_allclose(plastic.drift_integrals(rule, tensors, after, gaps)[0, :, 0], closed, rtol=1e-13)
+    np.testing.assert_allclose(trajectories.drift_integrals(rule, tensors, after, gaps)[0, :, 0], closed, rtol=1e-13)
 
 
 def test_euler_converges_to_the_ode():
@@ -134,15 +134,15 @@ def test_euler_converges_to_the_ode():
     rule = get_rule("delta")
     trains = plastic.check_trains(short_trains())
     tensors, _ = torch_backend.parameter_tensors(rule, PARAMETERS["delta"], torch.float64)
-    exact_events = plastic.Events(trains.post_ms, trains.pre_ms)
-    weights, _ = plastic.weights_before(rule, tensors, exact_events, method="ode")
+    exact_events = trajectories.Events(trains.post_ms, trains.pre_ms)
+    weights, _ = trajectories.weights_before(rule, tensors, exact_events, method="ode")
     exact = weights[exact_events.pre_rows, exact_events.pre_columns]
     size = float((exact - 1).abs().max())
     assert size > 0.5  # the weights moved a lot: the comparison is not trivial
     errors = {}
     for dt_ms in (0.1, 0.01):
-        events = plastic.Events(trains.post_ms, trains.pre_ms, grid_ms=dt_ms)
-        euler, _ = plastic.weights_before(rule, tensors, events, method="scan")
+        events = trajectories.Events(trains.post_ms, trains.pre_ms, grid_ms=dt_ms)
+        euler, _ = trajectories.weights_before(rule, tensors, events, method="scan")
         errors[dt_ms] = float((euler[events.pre_rows, events.pre_columns] - exact).abs().max()) / size
     assert errors[0.01] < 2e-3, errors
     assert 10**0.8 < errors[0.1] / errors[0.01] < 10**1.2, errors  # first order: error ∝ dt
@@ -160,7 +160,7 @@ def test_euler_converges_to_the_ode():
     assert gaps[0.01] < 1e-3 * abs(effect), (gaps, effect)
     assert 10**0.8 < gaps[0.1] / gaps[0.01] < 10**1.2, gaps
     with pytest.raises(Exception, match="needs events on its Euler grid"):
-        plastic.weights_before(rule, tensors, exact_events, method="scan")
+        trajectories.weights_before(rule, tensors, exact_events, method="scan")
 
 
 # ---------------------------------------------------------------------------------------- recovery

@@ -673,7 +673,7 @@ def figure(truths: Mapping[str, GroundTruth], inferences: Mapping[str, xr.Datase
     import seaborn as sns
 
     from neurofwp import plotting
-    from neurofwp.recordings.plastic import shade_held_out
+    from neurofwp.recordings.figures import shade_held_out
 
     with plotting.style():
         fig = plotting.figure(10, 3.0 * len(truths))

@@ -83,6 +83,7 @@ def infer_rule_command(
     from neurofwp.io import save_netcdf
     from neurofwp.plasticity import resolve_rule
     from neurofwp.recordings import plastic
+    from neurofwp.recordings.figures import figures
 
     folder = _folder(out_dir)
     resolved = [resolve_rule(rule) for rule in rules]
@@ -101,7 +102,7 @@ def infer_rule_command(
     )  # fmt: skip
     folder.mkdir(exist_ok=True)
     target = save_netcdf(result, folder / RESULT)
-    drawn = plastic.figures(result, folder)
+    drawn = figures(result, folder)
     click.echo(
         f"{result.attrs['source']}: {len(loaded.spike_times_s)} postsynaptic spikes in {loaded.duration_s:g} s, "
         f"{len(result.input)} presynaptic units, {bin_ms:g} ms bins, held out: {_intervals(result)}"

@@ -19,7 +19,7 @@ from neurofwp.plasticity import torch_backend
 from neurofwp.plasticity.expressions import evaluate
 from neurofwp.plasticity.rules import Rule
 from neurofwp.protocols import POST, PRE
-from neurofwp.recordings import plastic
+from neurofwp.recordings import trajectories
 from neurofwp.recordings.plastic import SpikeTrains
 
 # The kernel is summed to where it has decayed to e^-40 (below float64 resolution relative to 1).
@@ -68,12 +68,12 @@ def presynaptic_factors(
 def gap_log_factor(rule: Rule, values: Mapping[str, torch.Tensor], traces: Mapping[str, torch.Tensor], gap_ms: float):
     r""":math:`\int_0^\Delta g(\text{traces}(s))\,ds` of the drift :math:`dw/dt = w\,g` over one gap of
     ``gap_ms``, the traces starting at ``traces`` and decaying exactly: node by node, the Gauss–Legendre sum
-    of :func:`neurofwp.recordings.plastic.drift_integrals` in :math:`u = e^{-s/\tau_r}`."""
+    of :func:`neurofwp.recordings.trajectories.drift_integrals` in :math:`u = e^{-s/\tau_r}`."""
     assert rule.drift is not None
     taus = {t.name: values[t.tau] for t in rule.traces}
     reference = max(taus.values(), key=lambda tau: float(tau.detach()))
     low = torch.exp(-gap_ms / reference)
-    nodes, weights = np.polynomial.legendre.leggauss(plastic.QUADRATURE_NODES)
+    nodes, weights = np.polynomial.legendre.leggauss(trajectories.QUADRATURE_NODES)
     total = torch.zeros_like(low)
     for node, weight in zip(nodes, weights, strict=True):
         u = low + (1.0 - low) * (0.5 * (float(node) + 1.0))
