@@ -340,17 +340,24 @@ def spike_updates_read_weight(rule: Rule) -> bool:
     return "w" in spike_reads(rule)
 
 
-def _simulate_parallel(rule: Rule, values, positions, kinds, size: int, dt_ms: float | None) -> torch.Tensor:
-    """Every event of every protocol at once (module docstring); ``dt_ms`` is None for event-driven rules."""
+def event_changes(rule: Rule, values, positions, kinds, dt_ms: float | None, traces_before=None):
+    """For a rule in parallel form, every event at once: its weight change ``[P, E, M]`` (``on_pre`` at a
+    presynaptic spike, ``on_post`` at a postsynaptic one, 0 otherwise), and for a clock-driven rule the traces
+    just after each event and their decay rates per unit of ``positions`` (else None, None).
+
+    The traces before each event come from ``traces_before(elapsed, fired, rate, reset)`` (default
+    :func:`_traces_before`); ``dt_ms`` is None for events in ms, else the Euler step of ``positions``.
+    """
+    traces_before = traces_before or _traces_before
     dtype = next(iter(values.values())).dtype
     # time since the previous event (ms, or Euler steps), taken before any cast to float32
     elapsed = torch.diff(positions, dim=1, prepend=positions[:, :1]).to(dtype)
     fired = {"pre": kinds == PRE, "post": kinds == POST, "modulator": kinds == MODULATOR}
-    # decay per unit of `times`: c^t = exp(-rate * t)
+    # decay per unit of `positions`: c^t = exp(-rate * t)
     rates = {
         t.name: (1.0 / values[t.tau] if dt_ms is None else -torch.log1p(-dt_ms / values[t.tau])) for t in rule.traces
     }
-    before = {t.name: _traces_before(elapsed, fired[t.source], rates[t.name], t.reset) for t in rule.traces}
+    before = {t.name: traces_before(elapsed, fired[t.source], rates[t.name], t.reset) for t in rule.traces}
     namespace = {name: value[:, None, :] for name, value in values.items()} | before  # [P, E, M]
     read = spike_reads(rule)
     for name, expression, _unit in rule.summed:
@@ -358,17 +365,24 @@ def _simulate_parallel(rule: Rule, values, positions, kinds, size: int, dt_ms: f
             namespace[name] = evaluate(expression, namespace)
     for name, expression in rule.helpers:
         namespace[name] = evaluate(expression, namespace)
-    change = torch.where((kinds == PRE)[..., None], torch.as_tensor(evaluate(rule.on_pre, namespace), dtype=dtype), 0.0)
-    change = change + torch.where(
-        (kinds == POST)[..., None], torch.as_tensor(evaluate(rule.on_post, namespace), dtype=dtype), 0.0
-    )
+    on_pre = torch.as_tensor(evaluate(rule.on_pre, namespace), dtype=dtype)
+    on_post = torch.as_tensor(evaluate(rule.on_post, namespace), dtype=dtype)
+    change = torch.where(fired["pre"][..., None], on_pre, 0.0) + torch.where(fired["post"][..., None], on_post, 0.0)
+    if not rule.clock_driven:
+        return change, None, None
+    after = {
+        t.name: torch.where(fired[t.source][..., None], 1.0 if t.reset else before[t.name] + 1.0, before[t.name])
+        for t in rule.traces
+    }
+    return change, after, rates
+
+
+def _simulate_parallel(rule: Rule, values, positions, kinds, size: int, dt_ms: float | None) -> torch.Tensor:
+    """Every event of every protocol at once (module docstring); ``dt_ms`` is None for event-driven rules."""
+    change, after, rates = event_changes(rule, values, positions, kinds, dt_ms)
     if dt_ms is None:
         weight = 1.0 + change.sum(1)
     else:
-        after = {
-            t.name: torch.where(fired[t.source][..., None], 1.0 if t.reset else before[t.name] + 1.0, before[t.name])
-            for t in rule.traces
-        }
         gaps = torch.diff(positions, dim=1, append=positions[:, -1:])
         gaps[:, -1] = torch.iinfo(torch.int64).max  # after the last event the drift acts until the traces vanish
         logs = _gap_log_factors(rule, values, after, rates, gaps, dt_ms)  # [P, E, M]

@@ -31,7 +31,7 @@ from neurofwp.errors import NeurofwpError, UnknownNameError
 from neurofwp.plasticity import torch_backend
 from neurofwp.plasticity.expressions import evaluate
 from neurofwp.plasticity.rules import Rule
-from neurofwp.protocols import MODULATOR, POST, PRE
+from neurofwp.protocols import POST, PRE
 
 METHODS = ("auto", "ode", "scan", "loop")
 QUADRATURE_NODES = 8  # Gauss-Legendre nodes per gap of the drift integral (exact for polynomials of degree 15 in u)
@@ -130,30 +130,13 @@ def resolve_method(rule: Rule, method: str) -> str:
 
 
 def _weights_scan(rule: Rule, values, events: Events) -> torch.Tensor:
-    positions, kinds, dt_ms = events.positions, events.kinds, events.grid_ms
-    dtype = next(iter(values.values())).dtype
-    elapsed = torch.diff(positions, dim=1, prepend=positions[:, :1]).to(dtype)
-    fired = {"pre": kinds == PRE, "post": kinds == POST, "modulator": kinds == MODULATOR}
-    rates = {
-        t.name: (1.0 / values[t.tau] if dt_ms is None else -torch.log1p(-dt_ms / values[t.tau])) for t in rule.traces
-    }
-    before = {t.name: _traces_before(elapsed, fired[t.source], rates[t.name], t.reset) for t in rule.traces}
-    namespace = {name: value[:, None, :] for name, value in values.items()} | before  # [N, E, 1]
-    read = torch_backend.spike_reads(rule)
-    for name, expression, _unit in rule.summed:
-        if name in read:
-            namespace[name] = evaluate(expression, namespace)
-    for name, expression in rule.helpers:
-        namespace[name] = evaluate(expression, namespace)
-    on_pre = torch.as_tensor(evaluate(rule.on_pre, namespace), dtype=dtype)
-    on_post = torch.as_tensor(evaluate(rule.on_post, namespace), dtype=dtype)
-    change = torch.where(fired["pre"][..., None], on_pre, 0.0) + torch.where(fired["post"][..., None], on_post, 0.0)
+    positions, dt_ms = events.positions, events.grid_ms
+    change, after, rates = torch_backend.event_changes(
+        rule, values, positions, events.kinds, dt_ms, traces_before=_traces_before
+    )
     if not rule.clock_driven:
         return (1.0 + torch.cumsum(change, dim=1) - change)[..., 0]
-    after = {
-        t.name: torch.where(fired[t.source][..., None], 1.0 if t.reset else before[t.name] + 1.0, before[t.name])
-        for t in rule.traces
-    }
+    dtype = change.dtype
     gaps = torch.diff(positions, dim=1, append=positions[:, -1:])
     if dt_ms is None:
         logs = drift_integrals(rule, values, after, gaps.to(dtype))
