@@ -392,6 +392,18 @@ def _simulate_parallel(rule: Rule, values, positions, kinds, size: int, dt_ms: f
     return weight.expand(positions.shape[0], size).contiguous()
 
 
+def trace_maps(
+    elapsed: torch.Tensor, fired: torch.Tensor, rate: torch.Tensor, reset: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The affine map ``tr <- a tr + b`` of a standard trace over each gap before an event, ``[P, E, M]`` each:
+    ``a`` the decay (0 after a spike of a reset trace, which forgets what came before), ``b`` the decay where the
+    source fired at the event before."""
+    decay = torch.exp(-elapsed[..., None] * rate.reshape(1, 1, -1))
+    spiked = torch.cat([torch.zeros_like(fired[:, :1]), fired[:, :-1]], dim=1)[..., None]  # source fired at e - 1
+    scale = torch.where(spiked, 0.0, decay) if reset else decay
+    return scale, torch.where(spiked, decay, 0.0)
+
+
 def _traces_before(elapsed: torch.Tensor, fired: torch.Tensor, rate: torch.Tensor, reset: bool) -> torch.Tensor:
     """A trace's value just before each event, ``[P, E, M]``, from the events of its source (``fired [P, E]``)
     and the time since the previous event (``elapsed [P, E]``).
@@ -400,11 +412,8 @@ def _traces_before(elapsed: torch.Tensor, fired: torch.Tensor, rate: torch.Tenso
     over the gap, ``f`` 1 where the source fired; nearest-spike traces: ``tr <- a_e tr`` or
     ``a_e`` after a spike); the maps are composed by a parallel prefix scan, log2(E) rounds.
     """
-    decay = torch.exp(-elapsed[..., None] * rate.reshape(1, 1, -1))
-    spiked = torch.cat([torch.zeros_like(fired[:, :1]), fired[:, :-1]], dim=1)[..., None]  # source fired at e - 1
-    scale = torch.where(spiked, 0.0, decay) if reset else decay  # a reset forgets what came before
-    shift = torch.where(spiked, decay, 0.0)
-    span = 1
+    scale, shift = trace_maps(elapsed, fired, rate, reset)
+    span = 1  # differentiable round by round: the fits' exact Hessians take a double backward through it
     while span < elapsed.shape[1]:  # compose each map with the one `span` events earlier (Hillis-Steele)
         shift = torch.cat([shift[:, :span], scale[:, span:] * shift[:, :-span] + shift[:, span:]], dim=1)
         scale = torch.cat([scale[:, :span], scale[:, span:] * scale[:, :-span]], dim=1)

@@ -237,12 +237,11 @@ class _AffineScan(torch.autograd.Function):
 
 
 def _traces_before(elapsed: torch.Tensor, fired: torch.Tensor, rate: torch.Tensor, reset: bool) -> torch.Tensor:
-    """A standard trace just before each event, ``[N, E, M]`` (the torch backend's ``_traces_before``, by
-    :func:`affine_prefix`): ``tr <- a_e (tr + f_{e-1})``, or ``a_e`` after a spike of a reset trace."""
-    decay = torch.exp(-elapsed[..., None] * rate.reshape(1, 1, -1))
-    spiked = torch.cat([torch.zeros_like(fired[:, :1]), fired[:, :-1]], dim=1)[..., None]  # source fired at e - 1
-    scale = torch.where(spiked, 0.0, decay) if reset else decay
-    return affine_prefix(scale, torch.where(spiked, decay, 0.0), initial=0.0)
+    """A standard trace just before each event, ``[N, E, M]``: the torch backend's maps
+    (:func:`~neurofwp.plasticity.torch_backend.trace_maps`) composed by :func:`affine_prefix`, whose adjoint
+    gradient is cheaper than the backend's round-by-round one (the likelihood needs no double backward)."""
+    scale, shift = torch_backend.trace_maps(elapsed, fired, rate, reset)
+    return affine_prefix(scale, shift, initial=0.0)
 
 
 def _weights_loop(rule: Rule, values, events: Events) -> tuple[torch.Tensor, torch.Tensor | None]:
